@@ -1,0 +1,311 @@
+"""Typed configuration: a YAML file for environments plus environment variables for secrets.
+
+Load with :func:`load_settings` (never at import). The YAML file is ``--config PATH``,
+else ``$QCC_CONFIG``, else ``./qcc.yaml``. Secrets never live in the YAML: the MySQL
+password is read from the variable named by ``mysql.password_env``; Slack tokens come
+from ``SLACK_BOT_TOKEN``, ``SLACK_APP_TOKEN``, ``SLACK_SIGNING_SECRET`` (or ``.env``).
+
+Shape (more keys in the models below)::
+
+    environments:
+      test:
+        ssh: {host: 127.0.0.1, port: 22, user: root, key_file: ~/.ssh/id_ed25519,
+              known_hosts: ~/.ssh/known_hosts}
+        compose_project: qcc_test
+        compose_file: docker-compose.test.yml
+        workdir: /opt/qcc_plus
+        proxy_service: proxy
+        mysql_service: mysql
+        proxy_port: 8001
+        mysql: {host: 127.0.0.1, port: 3308, user: qcc,
+                password_env: QCC_TEST_MYSQL_PASSWORD, database: qcc_proxy}
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.errors import ConfigError, UnknownEnvironment
+
+_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_ENV_VAR_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SSHConfig(_Strict):
+    """How to reach the environment's host. Host keys are always verified.
+
+    ``known_hosts`` None means the user's default (``~/.ssh/known_hosts``); there is no
+    switch to disable verification. ``max_sessions`` bounds concurrent channels on the
+    one shared connection (keep it below sshd's ``MaxSessions``, 10 by default); the
+    transport also adapts downwards when the server refuses a channel.
+    """
+
+    host: str
+    port: int = Field(22, ge=1, le=65535)
+    user: str = Field(pattern=_NAME_RE)
+    key_file: Path | None = None
+    known_hosts: Path | None = None
+    connect_timeout_s: float = Field(10.0, gt=0, le=120)
+    keepalive_interval_s: float = Field(15.0, gt=0, le=600)
+    max_sessions: int = Field(8, ge=1, le=64)
+
+    @field_validator("key_file", "known_hosts", mode="after")
+    @classmethod
+    def _expand(cls, v: Path | None) -> Path | None:
+        return v.expanduser() if v is not None else None
+
+
+class MySQLConfig(_Strict):
+    """MySQL as seen *from the environment's host*; reached through an SSH local forward.
+
+    The password is read at connect time from ``$<password_env>``; it never appears on a
+    command line, in a log or in output. Diagnosis sessions are read-only.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(3306, ge=1, le=65535)
+    user: str
+    password_env: str | None = Field(None, pattern=_ENV_VAR_RE)
+    database: str = Field(pattern=r"^[A-Za-z0-9_]{1,64}$")
+    connect_timeout_s: float = Field(5.0, gt=0, le=120)
+    query_timeout_s: float = Field(10.0, gt=0, le=600)
+
+    def password(self) -> SecretStr:
+        """The password from ``$password_env`` (empty when unset or not configured)."""
+        return SecretStr(os.environ.get(self.password_env, "") if self.password_env else "")
+
+
+class ApprovalPolicy(_Strict):
+    """Who may approve fixes in an environment, and for how long a request stays open."""
+
+    approvers: list[str] = Field(default_factory=list)  # Slack user ids
+    approver_usergroup: str | None = None  # Slack user group id (checked with usergroups.users.list)
+    allow_self_approval: bool = True
+    expiry_s: int = Field(900, ge=30, le=86400)
+
+
+class EnvironmentConfig(_Strict):
+    """One deployment of qcc_plus (a compose project on a host)."""
+
+    ssh: SSHConfig
+    compose_project: str = Field(pattern=_NAME_RE)
+    compose_file: str = Field("docker-compose.yml", pattern=r"^[A-Za-z0-9_./-]{1,200}$")
+    workdir: str = Field("/opt/qcc_plus", pattern=r"^/[A-Za-z0-9_./-]{0,200}$")
+    proxy_service: str = Field("proxy", pattern=_NAME_RE)
+    mysql_service: str = Field("mysql", pattern=_NAME_RE)
+    # Optional explicit names; by default containers are resolved from compose labels,
+    # falling back to `<project>_<service>` and `<project>-<service>-1`.
+    proxy_container: str | None = Field(None, pattern=_NAME_RE)
+    mysql_container: str | None = Field(None, pattern=_NAME_RE)
+    proxy_port: int = Field(8001, ge=1, le=65535)
+    mysql: MySQLConfig | None = None
+    docker: str = Field("docker", pattern=r"^[A-Za-z0-9_./-]{1,200}$")  # docker CLI on the host
+    docker_root: str = Field("/var/lib/docker", pattern=r"^/[A-Za-z0-9_./-]{0,200}$")
+    log_tail: int = Field(300, ge=10, le=100000)
+    production: bool = False
+    # Rollback: argv run in `workdir`, `${commit}` replaced by the pinned good commit SHA.
+    rollback_command: list[str] = Field(
+        default_factory=lambda: [
+            "sh",
+            "-c",
+            'git checkout --detach "$1" && docker compose -p "$2" -f "$3" up -d --build',
+            "rollback",
+            "${commit}",
+            "${compose_project}",
+            "${compose_file}",
+        ]
+    )
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    channels: list[str] = Field(default_factory=list)  # Slack channel ids where /qcc may target it
+    ci_repo: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    ci_workflow: str | None = None
+
+    def model_post_init(self, __context: Any) -> None:  # noqa: D401 - pydantic hook
+        """Production defaults: no self-approval unless explicitly allowed."""
+        if self.production and "allow_self_approval" not in self.approval.model_fields_set:
+            object.__setattr__(
+                self, "approval", self.approval.model_copy(update={"allow_self_approval": False})
+            )
+
+
+class SlackSettings(_Strict):
+    """Slack credentials (from the environment) and channel routing (from YAML)."""
+
+    bot_token: SecretStr | None = None
+    app_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    api_url: str = "https://slack.com/api/"
+    allowed_channels: list[str] = Field(default_factory=list)  # empty = every channel
+    default_environment: str | None = None
+    channel_environments: dict[str, str] = Field(default_factory=dict)  # channel id -> env
+
+
+class GitHubSettings(_Strict):
+    """GitHub Actions access for the escalation bundle's CI run log."""
+
+    token: SecretStr | None = None
+    api_url: str = "https://api.github.com"
+
+
+class Settings(BaseSettings):
+    """Everything the bot needs, validated once at start-up.
+
+    Raises :class:`bot.errors.ConfigError` (through :func:`load_settings`) listing every
+    problem with its dotted path.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="QCC_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+        frozen=True,
+    )
+
+    environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
+    runbook: Path | None = None  # default: the packaged qcc_deploy_crash.yaml
+    state_url: str = "sqlite+aiosqlite:///qcc-state.db"
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    github: GitHubSettings = Field(default_factory=GitHubSettings)
+    step_concurrency: int = Field(8, ge=1, le=64)
+
+    @field_validator("environments", mode="after")
+    @classmethod
+    def _env_names(cls, v: dict[str, EnvironmentConfig]) -> dict[str, EnvironmentConfig]:
+        for name in v:
+            if not re.match(_NAME_RE, name):
+                raise ValueError(f"environment name {name!r} must match {_NAME_RE}")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit init values (the YAML, merged with Slack env secrets) win over QCC_* env."""
+        return (init_settings, env_settings, dotenv_settings)
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        """The named environment. Raises :class:`UnknownEnvironment`."""
+        try:
+            return self.environments[name]
+        except KeyError:
+            raise UnknownEnvironment(name, list(self.environments)) from None
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _slack_env(env: dict[str, str]) -> dict[str, str]:
+    mapping = {
+        "SLACK_BOT_TOKEN": "bot_token",
+        "SLACK_APP_TOKEN": "app_token",
+        "SLACK_SIGNING_SECRET": "signing_secret",
+        "SLACK_API_URL": "api_url",
+    }
+    return {key: env[var] for var, key in mapping.items() if env.get(var)}
+
+
+def default_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``explicit``, else ``$QCC_CONFIG``, else ``./qcc.yaml``."""
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("QCC_CONFIG") or "qcc.yaml")
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    data: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from a YAML file (or ``data``) plus Slack/GitHub secrets from ``env``.
+
+    ``env`` defaults to ``os.environ``. Raises :class:`ConfigError` with ``problems``
+    (``"environments.test.ssh.port: Input should be ..."``) for every problem at once, or
+    for an unreadable/ill-formed file.
+    """
+    env = dict(os.environ if env is None else env)
+    if data is None:
+        cfg_path = default_config_path(path)
+        try:
+            text = cfg_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {cfg_path}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {cfg_path}: {exc.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"{cfg_path}: not valid YAML{where}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{cfg_path}: the top level must be a mapping")
+        data = loaded
+    data = dict(data)
+    slack = dict(data.get("slack") or {})
+    slack.update(_slack_env(env))
+    if slack:
+        data["slack"] = slack
+    if env.get("GITHUB_TOKEN"):
+        gh = dict(data.get("github") or {})
+        gh["token"] = env["GITHUB_TOKEN"]
+        data["github"] = gh
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = [f"{_format_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"invalid configuration ({len(problems)} problem(s))", problems) from None
+
+
+def check_environment_files(settings: Settings, name: str | None = None) -> list[str]:
+    """File-level checks that validation cannot do: key file present, known_hosts readable.
+
+    Returns ``"environments.<env>.ssh.key_file: ..."`` problems (empty list when fine).
+    ``name`` limits the check to one environment (raises :class:`UnknownEnvironment`).
+    """
+    names = [name] if name else list(settings.environments)
+    problems: list[str] = []
+    for env_name in names:
+        env_cfg = settings.environment(env_name)
+        base = f"environments.{env_name}.ssh"
+        kf = env_cfg.ssh.key_file
+        if kf is not None and not kf.is_file():
+            problems.append(f"{base}.key_file: no such key file: {kf}")
+        elif kf is not None and not os.access(kf, os.R_OK):
+            problems.append(f"{base}.key_file: key file is not readable: {kf}")
+        kh = env_cfg.ssh.known_hosts or Path("~/.ssh/known_hosts").expanduser()
+        if not kh.is_file() or not os.access(kh, os.R_OK):
+            problems.append(f"{base}.known_hosts: known_hosts is missing or unreadable: {kh}")
+        if env_cfg.mysql and env_cfg.mysql.password_env and env_cfg.mysql.password_env not in os.environ:
+            problems.append(
+                f"environments.{env_name}.mysql.password_env: variable {env_cfg.mysql.password_env} is not set"
+            )
+    return problems

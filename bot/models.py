@@ -1,0 +1,211 @@
+"""Typed results shared by the engine, the renderers, the CLI and the Slack handlers.
+
+Shapes (all pydantic, JSON-serialisable):
+
+* :class:`CommandResult` — what a transport returns for one command or query.
+* :class:`StepResult` — one runbook step as run: status, duration (seconds), raw output.
+* :class:`Cause` — one likely cause with confidence (0..1), evidence lines and a rule-out check.
+* :class:`Action` — one suggested fix (or advice) with the exact commands/SQL it would run.
+* :class:`LogSummary` — templated, redacted summary of the proxy log.
+* :class:`Diagnosis` — the whole report; ``Diagnosis.to_report_json()`` gives the CLI's JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CauseId = Literal[
+    "migration_failed",
+    "startup_health_check_overload",
+    "panic",
+    "runtime_fatal",
+    "deploy_health_timeout",
+    "port_conflict",
+    "oom_killed",
+    "mysql_unavailable",
+    "mysql_access_denied",
+    "config_error",
+    "disk_full",
+    "container_missing",
+    "docker_unresponsive",
+    "deploy_in_progress",
+    "crash_loop",
+    "healthy",
+    "unknown",
+]
+CAUSE_IDS: tuple[str, ...] = CauseId.__args__  # type: ignore[attr-defined]
+
+
+class StepStatus(str, Enum):
+    """Outcome of one runbook step."""
+
+    OK = "ok"
+    FAILED = "failed"  # ran, but the command/query reported failure (non-zero exit, SQL error)
+    TIMEOUT = "timeout"  # passed its deadline
+    ERROR = "error"  # could not run (transport down, host key refused, ...)
+    SKIPPED = "skipped"  # not run (a prerequisite missing, e.g. no proxy container)
+
+
+class CommandResult(BaseModel):
+    """Result of one remote command or SQL query.
+
+    ``exit_status`` is None when the remote side reported no status (killed by a
+    signal, connection lost); then ``signal`` names the signal if known. Never
+    treat ``exit_status is None`` as success. ``stdout``/``stderr`` are decoded
+    UTF-8 with replacement characters; ``duration_s`` is wall time in seconds.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    command: str
+    exit_status: int | None
+    signal: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+    duration_s: float = 0.0
+    truncated: bool = False  # output was cut at the transport's byte cap
+
+    @property
+    def ok(self) -> bool:
+        """True only for an explicit exit status 0."""
+        return self.exit_status == 0
+
+
+class StepResult(BaseModel):
+    """One runbook step as executed.
+
+    ``output`` is the raw text the step's parser reads (stdout, with stderr merged
+    when the step asks for it); ``stderr`` is kept apart otherwise. For SQL steps
+    ``output`` is JSON (a list of row objects).
+    """
+
+    id: str
+    title: str
+    status: StepStatus
+    duration_s: float = 0.0
+    error: str | None = None
+    output: str = ""
+    stderr: str = ""
+    exit_status: int | None = None
+    command: str | None = None  # rendered command (no secrets: passwords never go on a command line)
+
+
+class Cause(BaseModel):
+    """A likely cause with the evidence that supports it.
+
+    ``confidence`` is in 0..1; ``evidence`` quotes the deciding lines (log lines with
+    their timestamps, container status rows, missing schema rows); ``rule_out`` is the
+    check that would show it is *not* this cause.
+    """
+
+    id: CauseId
+    title: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    evidence: list[str] = Field(default_factory=list)
+    rule_out: str = ""
+    detail: str = ""  # one or two sentences of reasoning (why this rank)
+
+
+class ActionKind(str, Enum):
+    """How an action is carried out."""
+
+    SSH = "ssh"  # shell commands on the environment's host
+    SQL = "sql"  # statements over the MySQL tunnel
+    ADVICE = "advice"  # no safe command: a code/config change for a human
+
+
+class Action(BaseModel):
+    """A suggested fix. ``commands`` are exact, already quoted shell lines or SQL statements."""
+
+    id: str  # add_column | restart_proxy | rollback | free_port | remove_squatter | advice ids
+    title: str
+    kind: ActionKind = ActionKind.SSH
+    commands: list[str] = Field(default_factory=list)
+    cause_id: str | None = None
+    precondition: str = ""  # human-readable condition re-checked before running
+    params: dict[str, str] = Field(default_factory=dict)  # e.g. {"commit": "<sha>"}; used by re-checks
+    verify_steps: list[str] = Field(default_factory=list)  # runbook step ids to re-run afterwards
+
+
+class LogTemplate(BaseModel):
+    """A group of similar log lines: ``template`` with ``<*>`` for variable parts."""
+
+    template: str
+    count: int
+    example: str
+
+
+class LogSummary(BaseModel):
+    """Summarized, redacted proxy log (from ``docker logs --timestamps`` output)."""
+
+    total_lines: int = 0
+    redacted_lines: int = 0
+    templates: list[LogTemplate] = Field(default_factory=list)
+    first_error: str | None = None
+    last_lines: list[str] = Field(default_factory=list)
+    goroutine_dump: list[str] = Field(default_factory=list)  # first frames of a panic dump
+
+
+class Diagnosis(BaseModel):
+    """The full report of one diagnosis run (live or re-analyzed from a bundle)."""
+
+    environment: str
+    started_at: datetime
+    duration_s: float
+    steps: list[StepResult]
+    causes: list[Cause]
+    actions: list[Action] = Field(default_factory=list)
+    log_summary: LogSummary | None = None
+    redacted_lines: int = 0
+    facts: dict[str, object] = Field(default_factory=dict)  # notable extracted facts, for display
+
+    @property
+    def top_cause(self) -> Cause | None:
+        """The highest-confidence cause, or None when there is none."""
+        return self.causes[0] if self.causes else None
+
+    def to_report_json(self) -> dict[str, object]:
+        """The CLI's JSON object (see issue: environment, started_at, steps, causes, actions...)."""
+        return {
+            "environment": self.environment,
+            "started_at": self.started_at.isoformat(),
+            "duration_s": round(self.duration_s, 3),
+            "steps": [
+                {
+                    "id": s.id,
+                    "title": s.title,
+                    "status": s.status.value,
+                    "duration_s": round(s.duration_s, 3),
+                    "error": s.error,
+                }
+                for s in self.steps
+            ],
+            "causes": [
+                {
+                    "id": c.id,
+                    "title": c.title,
+                    "confidence": round(c.confidence, 3),
+                    "evidence": list(c.evidence),
+                    "rule_out": c.rule_out,
+                    "detail": c.detail,
+                }
+                for c in self.causes
+            ],
+            "actions": [
+                {
+                    "id": a.id,
+                    "title": a.title,
+                    "kind": a.kind.value,
+                    "commands": list(a.commands),
+                    "cause_id": a.cause_id,
+                    "precondition": a.precondition,
+                }
+                for a in self.actions
+            ],
+            "log_summary": self.log_summary.model_dump() if self.log_summary else None,
+            "redacted_lines": self.redacted_lines,
+        }
