@@ -309,3 +309,21 @@ def check_environment_files(settings: Settings, name: str | None = None) -> list
                 f"environments.{env_name}.mysql.password_env: variable {env_cfg.mysql.password_env} is not set"
             )
     return problems
+
+
+def known_secrets(settings: Settings, env: dict[str, str] | None = None) -> list[str]:
+    """Every configured secret value (MySQL passwords, Slack and GitHub tokens).
+
+    Used to scrub anything shown, posted or saved, in addition to pattern-based redaction.
+    Values shorter than 4 characters are left out (they would redact ordinary words).
+    """
+    env = dict(os.environ if env is None else env)
+    values: list[str] = []
+    for env_cfg in settings.environments.values():
+        if env_cfg.mysql and env_cfg.mysql.password_env:
+            values.append(env.get(env_cfg.mysql.password_env, ""))
+    for secret in (settings.slack.bot_token, settings.slack.app_token, settings.slack.signing_secret,
+                   settings.github.token):
+        if secret is not None:
+            values.append(secret.get_secret_value())
+    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)

@@ -1,9 +1,14 @@
 """Pure parsers: text captured from one command in, typed model out.
 
 Each parser names the command whose output it reads. Parsers never raise on odd
-input: unparseable lines are skipped (and counted where it matters), because one
-strange line must not lose the rest of a diagnosis. ``PARSERS`` maps the runbook's
-``parser:`` names to these functions.
+input: unparseable lines are skipped, because one strange line must not lose the
+rest of a diagnosis. They tolerate ANSI codes, CRLF, blank and junk lines and U+FFFD
+replacement characters. ``PARSERS`` maps the runbook's ``parser:`` names to them.
+
+This module holds the Docker parsers (``docker ps``, ``docker inspect``, ``docker
+stats``) and the registry; log parsers live in :mod:`bot.diagnosis.logparse`, host
+parsers (``ss``, ``free``, ``df``, ``ps``, ``git``, ``curl``, SQL rows) in
+:mod:`bot.diagnosis.hostparse`.
 """
 
 from __future__ import annotations
@@ -11,16 +16,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+from bot.diagnosis import hostparse, logparse
+from bot.diagnosis.textutil import ANSI_RE, clean_text, parse_time
 
-
-def clean_text(text: str) -> str:
-    """Strip ANSI escapes and normalise CRLF/CR line ends to LF."""
-    return ANSI_RE.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+__all__ = [
+    "ANSI_RE", "PARSERS", "Container", "ContainerState", "ContainerStats", "clean_text",
+    "parse_docker_inspect", "parse_docker_ps", "parse_docker_stats", "parse_size", "resolve_container",
+]
 
 
 class Container(BaseModel):
@@ -49,6 +56,11 @@ class Container(BaseModel):
         m = re.search(r"(?:Exited|Restarting) \((-?\d+)\)", self.status)
         return int(m.group(1)) if m else None
 
+    @property
+    def row(self) -> str:
+        """The status row as ``docker ps`` shows it: ``qcc_test_proxy Exited (1) 2 minutes ago``."""
+        return f"{self.name} {self.status or self.state}".strip()
+
 
 def _parse_labels(raw: Any) -> dict[str, str]:
     if isinstance(raw, dict):
@@ -72,14 +84,9 @@ def _state_from_status(status: str) -> str:
     return ""
 
 
-def parse_docker_ps(text: str) -> list[Container]:
-    """Parse ``docker ps -a --no-trunc --format '{{json .}}'`` (one JSON object per line).
-
-    Tolerates ANSI codes, CRLF, blank lines and junk lines (skipped). ``Names`` may hold
-    several comma-separated names; the first is used. Older Docker versions omit
-    ``State``; it is derived from ``Status`` then.
-    """
-    out: list[Container] = []
+def _json_objects(text: str) -> list[dict[str, Any]]:
+    """JSON objects found one per line in ``text`` (junk lines skipped)."""
+    out: list[dict[str, Any]] = []
     for line in clean_text(text).split("\n"):
         line = line.strip()
         if not line.startswith("{"):
@@ -88,8 +95,20 @@ def parse_docker_ps(text: str) -> list[Container]:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if not isinstance(row, dict):
-            continue
+        if isinstance(row, dict):
+            out.append(row)
+    return out
+
+
+def parse_docker_ps(text: str) -> list[Container]:
+    """Parse ``docker ps -a --no-trunc --format '{{json .}}'`` (one JSON object per line).
+
+    Tolerates ANSI codes, CRLF, blank lines and junk lines (skipped). ``Names`` may hold
+    several comma-separated names; the first is used. Older Docker versions omit
+    ``State``; it is derived from ``Status`` then.
+    """
+    out: list[Container] = []
+    for row in _json_objects(text):
         names = str(row.get("Names") or row.get("Name") or "").split(",")
         name = names[0].strip().lstrip("/")
         if not name:
@@ -128,27 +147,191 @@ def resolve_container(containers: list[Container], project: str, service: str) -
     return None
 
 
+class ContainerState(BaseModel):
+    """One element of ``docker inspect <ids>`` (a JSON array): the container's state.
+
+    ``exit_code`` is None while the container never ran; ``started_at``/``finished_at``
+    are None for Docker's zero time. ``memory_limit`` is in bytes (0 = no limit).
+    ``dsn_configured`` tells whether ``PROXY_MYSQL_DSN`` is set and non-empty (None when
+    the variable is absent); the value itself is never kept.
+    """
+
+    id: str = ""
+    name: str
+    image: str = ""
+    status: str = ""  # created | running | restarting | exited | paused | dead | removing
+    running: bool = False
+    restarting: bool = False
+    oom_killed: bool = False
+    dead: bool = False
+    pid: int = 0
+    exit_code: int | None = None
+    error: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    restart_count: int = 0
+    restart_policy: str = ""
+    memory_limit: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
+    dsn_configured: bool | None = None
+
+    @property
+    def compose_project(self) -> str | None:
+        return self.labels.get("com.docker.compose.project")
+
+    @property
+    def compose_service(self) -> str | None:
+        return self.labels.get("com.docker.compose.service")
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _inspect_array(text: str) -> list[Any]:
+    body = clean_text(text)
+    start = body.find("[")
+    while start >= 0:
+        try:
+            value, _ = json.JSONDecoder().raw_decode(body, start)
+        except json.JSONDecodeError:
+            start = body.find("[", start + 1)
+            continue
+        if isinstance(value, list):
+            return value
+        start = body.find("[", start + 1)
+    return _json_objects(body)  # one object per line (docker inspect --format '{{json .}}')
+
+
+def parse_docker_inspect(text: str) -> list[ContainerState]:
+    """Parse ``docker inspect <id>...`` (a JSON array of container objects).
+
+    Junk before the array (``Error: No such object`` lines) is skipped; objects that are
+    not containers are ignored. Never raises.
+    """
+    out: list[ContainerState] = []
+    for obj in _inspect_array(text):
+        if not isinstance(obj, dict):
+            continue
+        state = obj.get("State") if isinstance(obj.get("State"), dict) else {}
+        config = obj.get("Config") if isinstance(obj.get("Config"), dict) else {}
+        host = obj.get("HostConfig") if isinstance(obj.get("HostConfig"), dict) else {}
+        name = str(obj.get("Name") or "").lstrip("/")
+        if not name or not state:
+            continue
+        started = parse_time(state.get("StartedAt"))
+        exit_code = state.get("ExitCode")
+        dsn: bool | None = None
+        for item in config.get("Env") or []:
+            key, sep, value = str(item).partition("=")
+            if sep and key == "PROXY_MYSQL_DSN":
+                dsn = bool(value.strip())
+        policy = host.get("RestartPolicy") if isinstance(host.get("RestartPolicy"), dict) else {}
+        status = str(state.get("Status") or "").lower()
+        out.append(ContainerState(
+            id=str(obj.get("Id") or ""),
+            name=name,
+            image=str(config.get("Image") or obj.get("Image") or ""),
+            status=status,
+            running=bool(state.get("Running")),
+            restarting=bool(state.get("Restarting")) or status == "restarting",
+            oom_killed=bool(state.get("OOMKilled")),
+            dead=bool(state.get("Dead")),
+            pid=_int(state.get("Pid")),
+            exit_code=_int(exit_code) if (started or status != "created") and exit_code is not None else None,
+            error=str(state.get("Error") or ""),
+            started_at=started,
+            finished_at=parse_time(state.get("FinishedAt")),
+            restart_count=_int(obj.get("RestartCount")),
+            restart_policy=str(policy.get("Name") or ""),
+            memory_limit=_int(host.get("Memory")),
+            labels=_parse_labels(config.get("Labels")),
+            dsn_configured=dsn,
+        ))
+    return out
+
+
+_SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*$")
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4, "k": 1024, "m": 1024**2,
+          "g": 1024**3}
+
+
+def parse_size(value: str) -> int | None:
+    """``"1.9GiB"`` → bytes (``"--"``, ``""`` and junk → None)."""
+    m = _SIZE_RE.match(value or "")
+    if not m:
+        return None
+    unit = _UNITS.get(m.group(2).lower())
+    return int(float(m.group(1)) * unit) if unit is not None else None
+
+
+def _pct(value: Any) -> float | None:
+    m = re.match(r"^\s*([0-9]*\.?[0-9]+)\s*%?\s*$", str(value or ""))
+    return float(m.group(1)) if m else None
+
+
+class ContainerStats(BaseModel):
+    """One row of ``docker stats --no-stream --all --format '{{json .}}'``.
+
+    Values are None where Docker prints ``--`` (stopped containers) or junk. ``cpu_pct``
+    is per core (``199.5`` = two cores busy); memory in bytes.
+    """
+
+    name: str
+    id: str = ""
+    cpu_pct: float | None = None
+    mem_usage: int | None = None
+    mem_limit: int | None = None
+    mem_pct: float | None = None
+    pids: int | None = None
+    raw: str = ""  # "qcc_test_proxy CPU 199.50% MEM 1.9GiB / 1.94GiB (97.94%)"
+
+
+def parse_docker_stats(text: str) -> list[ContainerStats]:
+    """Parse ``docker stats --no-stream --all --format '{{json .}}'`` (one JSON object per line)."""
+    out: list[ContainerStats] = []
+    for row in _json_objects(text):
+        name = str(row.get("Name") or row.get("Container") or "").lstrip("/")
+        if not name or name == "--":
+            continue
+        usage, _, limit = str(row.get("MemUsage") or "").partition("/")
+        pids = str(row.get("PIDs") or "").strip()
+        cpu = str(row.get("CPUPerc") or "--")
+        mem = str(row.get("MemUsage") or "--")
+        mem_pct = str(row.get("MemPerc") or "--")
+        out.append(ContainerStats(
+            name=name,
+            id=str(row.get("ID") or ""),
+            cpu_pct=_pct(cpu),
+            mem_usage=parse_size(usage),
+            mem_limit=parse_size(limit),
+            mem_pct=_pct(mem_pct),
+            pids=int(pids) if pids.isdigit() else None,
+            raw=f"{name} CPU {cpu} MEM {mem} ({mem_pct})",
+        ))
+    return out
+
+
 Parser = Callable[[str], Any]
 
-
-def _raw(text: str) -> str:
-    return clean_text(text)
-
-
-# Filled in by the diagnosis catalogue; every name used by the packaged runbook must exist.
+# Every name used by the packaged runbook must exist here.
 PARSERS: dict[str, Parser] = {
     "docker_ps": parse_docker_ps,
-    "docker_inspect": _raw,
-    "docker_logs": _raw,
-    "log_lines": _raw,
-    "schema_columns": _raw,
-    "docker_stats": _raw,
-    "ss_listeners": _raw,
-    "free": _raw,
-    "df": _raw,
-    "ps": _raw,
-    "kernel_oom": _raw,
-    "version_json": _raw,
-    "git_log": _raw,
-    "deploy_procs": _raw,
+    "docker_inspect": parse_docker_inspect,
+    "docker_logs": logparse.parse_docker_logs,
+    "log_lines": logparse.parse_log_lines,
+    "schema_columns": hostparse.parse_schema_columns,
+    "docker_stats": parse_docker_stats,
+    "ss_listeners": hostparse.parse_ss_listeners,
+    "free": hostparse.parse_free,
+    "df": hostparse.parse_df,
+    "ps": hostparse.parse_ps,
+    "kernel_oom": logparse.parse_kernel_oom,
+    "version_json": hostparse.parse_version_json,
+    "git_log": hostparse.parse_git_log,
+    "deploy_procs": hostparse.parse_deploy_procs,
 }

@@ -1,0 +1,44 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SCENARIO ?= migration_failed
+
+.PHONY: demo test install install-test sshd lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+
+# Runs the main job on the embedded default: a sandbox host in-process, no Slack, no server.
+demo: install
+	$(BIN)/qcc-bot demo --scenario $(SCENARIO)
+
+# The tests need a real OpenSSH server binary (started by the fixtures on loopback) and
+# MariaDB on 127.0.0.1:3306 (started here when it is not running).
+sshd:
+	@command -v /usr/sbin/sshd >/dev/null 2>&1 || { \
+	  echo "installing openssh-server for the test fixtures"; \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client >/dev/null; }
+	@mkdir -p /run/sshd
+	@if ! (echo > /dev/tcp/127.0.0.1/3306) 2>/dev/null; then \
+	  echo "starting MariaDB"; start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true; \
+	  for i in $$(seq 1 30); do (echo > /dev/tcp/127.0.0.1/3306) 2>/dev/null && break; sleep 1; done; fi
+
+test: install-test sshd
+	$(BIN)/python -m pytest
+
+lint: install-test
+	$(BIN)/ruff check .
+
+bench: install-test
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

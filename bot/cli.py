@@ -1,0 +1,208 @@
+"""``qcc-bot``: the diagnosis engine from a terminal, and the Slack bot's entry point.
+
+Subcommands::
+
+    qcc-bot diagnose --env NAME [--format text|json] [--save-bundle DIR]
+    qcc-bot analyze DIR [--format text|json]
+    qcc-bot demo [--scenario NAME] [--format text|json] [--list-scenarios]
+    qcc-bot check-config [--env NAME]
+    qcc-bot serve [--http] [--port N]
+
+``--config PATH`` (or ``$QCC_CONFIG``, default ``./qcc.yaml``) names the YAML file.
+Exit codes: 0 a report was produced (whatever it found) / the command succeeded;
+2 bad input (configuration, unknown environment, bad bundle); 1 an internal error;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+
+from bot.errors import BotError, ConfigError, RunbookError, UserError
+from bot.models import Diagnosis, StepResult
+
+log = logging.getLogger("qcc_bot")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="YAML config (default: $QCC_CONFIG or ./qcc.yaml)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+
+    fmt = argparse.ArgumentParser(add_help=False)
+    fmt.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+
+    p = argparse.ArgumentParser(prog="qcc-bot", description="Diagnose qcc_plus deploy crashes from its runbook.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("diagnose", parents=[common, fmt], help="run the runbook live against an environment")
+    d.add_argument("--env", required=True, metavar="NAME", help="environment name from the config")
+    d.add_argument("--save-bundle", metavar="DIR", help="also write the raw step outputs to DIR (replayable)")
+
+    a = sub.add_parser("analyze", parents=[common, fmt], help="re-analyze a saved bundle offline")
+    a.add_argument("bundle", metavar="DIR", help="directory written by diagnose --save-bundle")
+
+    m = sub.add_parser("demo", parents=[common, fmt], help="diagnose a built-in sandbox host (no real server)")
+    m.add_argument("--scenario", default="migration_failed", help="sandbox scenario (see --list-scenarios)")
+    m.add_argument("--list-scenarios", action="store_true", help="list the scenarios and exit")
+    m.add_argument("--save-bundle", metavar="DIR", help="also write the raw step outputs to DIR")
+
+    c = sub.add_parser("check-config", parents=[common], help="validate the config and report every problem")
+    c.add_argument("--env", metavar="NAME", help="check only this environment")
+
+    s = sub.add_parser("serve", parents=[common], help="run the Slack bot (Socket Mode by default)")
+    s.add_argument("--http", action="store_true", help="serve Slack's HTTP API on /slack/events instead")
+    s.add_argument("--port", type=int, default=3000, help="HTTP port (with --http); default 3000")
+    s.add_argument("--host", default="0.0.0.0", help="HTTP bind address (with --http)")
+    return p
+
+
+def _print_report(diagnosis: Diagnosis, fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        out.write(json.dumps(diagnosis.to_report_json(), indent=2, ensure_ascii=False) + "\n")
+        return
+    from bot.report.text import render_text
+
+    render_text(diagnosis, Console(file=out, highlight=False, soft_wrap=False, width=None if out.isatty() else 120))
+
+
+def _progress_printer(err: TextIO):
+    async def on_progress(step: StepResult) -> None:
+        if step.error == "running":
+            return
+        note = f" ({step.error})" if step.error else ""
+        err.write(f"  · {step.id}: {step.status.value} in {step.duration_s:.2f}s{note}\n")
+        err.flush()
+
+    return on_progress
+
+
+async def _diagnose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.app import lifespan
+    from bot.bundle import save_bundle
+    from bot.config import load_settings
+
+    settings = load_settings(args.config)
+    settings.environment(args.env)  # UnknownEnvironment before any connection
+    async with lifespan(settings) as services:
+        progress = _progress_printer(err) if args.format == "text" and err.isatty() else None
+        run = await services.diagnosis.diagnose(args.env, on_progress=progress)
+    if args.save_bundle:
+        path = save_bundle(args.save_bundle, run.bundle)
+        err.write(f"bundle saved to {path}\n")
+    _print_report(run.diagnosis, args.format, out)
+    return 0
+
+
+def _analyze(args: argparse.Namespace, out: TextIO) -> int:
+    from bot.bundle import load_bundle
+    from bot.diagnosis.engine import analyze
+
+    bundle = load_bundle(args.bundle)
+    diagnosis = analyze(bundle.steps, bundle.context, started_at=bundle.started_at,
+                        duration_s=bundle.duration_s)
+    _print_report(diagnosis, args.format, out)
+    return 0
+
+
+async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.sandbox.demo import list_scenarios, run_demo
+
+    if args.list_scenarios:
+        for name, description in list_scenarios():
+            out.write(f"{name:36} {description}\n")
+        return 0
+    run = await run_demo(args.scenario, log=err)
+    if args.save_bundle:
+        from bot.bundle import save_bundle
+
+        err.write(f"bundle saved to {save_bundle(args.save_bundle, run.bundle)}\n")
+    _print_report(run.diagnosis, args.format, out)
+    return 0
+
+
+def _check_config(args: argparse.Namespace, out: TextIO) -> int:
+    from bot.config import check_environment_files, default_config_path, load_settings
+    from bot.runbook.loader import load_runbook
+
+    path = default_config_path(args.config)
+    settings = load_settings(path)
+    problems = check_environment_files(settings, args.env)
+    try:
+        load_runbook(settings.runbook)
+    except RunbookError as exc:
+        problems += [f"runbook: {p}" for p in exc.problems] or [f"runbook: {exc}"]
+    if problems:
+        raise ConfigError(f"{path}: {len(problems)} problem(s)", problems)
+    names = ", ".join(sorted(settings.environments)) or "none"
+    out.write(f"{path}: OK ({len(settings.environments)} environment(s): {names})\n")
+    return 0
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from bot.config import load_settings
+
+    settings = load_settings(args.config)
+    from handlers.server import serve  # the Slack layer; bot/ itself never imports slack_*
+
+    await serve(settings, http=args.http, port=args.port, host=args.host)
+    return 0
+
+
+def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the CLI with ``argv``; returns the exit code (never raises for known errors)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=err,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "diagnose":
+            return asyncio.run(_diagnose(args, out, err))
+        if args.command == "analyze":
+            return _analyze(args, out)
+        if args.command == "demo":
+            return asyncio.run(_demo(args, out, err))
+        if args.command == "check-config":
+            return _check_config(args, out)
+        if args.command == "serve":
+            return asyncio.run(_serve(args))
+    except (ConfigError, RunbookError) as exc:
+        err.write(f"qcc-bot: {exc}\n")
+        for problem in exc.problems:
+            err.write(f"  - {problem}\n")
+        return 2
+    except UserError as exc:
+        err.write(f"qcc-bot: {exc}\n")
+        return 2
+    except BotError as exc:
+        err.write(f"qcc-bot: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        err.write("qcc-bot: interrupted\n")
+        return 130
+    except Exception:
+        ref = uuid.uuid4().hex[:8]
+        log.exception("internal error (ref %s)", ref)
+        err.write(f"qcc-bot: internal error (ref {ref}); rerun with -v for details\n")
+        return 1
+    return 2
+
+
+def main() -> None:
+    """Console-script entry point (``qcc-bot``)."""
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

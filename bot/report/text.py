@@ -1,0 +1,98 @@
+"""Terminal renderer: a :class:`~bot.models.Diagnosis` as a readable report (rich).
+
+``render_text(diagnosis, console)`` prints: header, steps (status and duration), ranked
+likely causes with their evidence and rule-out check, the summarized log, and the
+suggested fixes with the exact commands. Plain text when the console is not a terminal.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from bot.models import ActionKind, Diagnosis, StepStatus
+
+_STATUS_STYLE = {
+    StepStatus.OK: "green",
+    StepStatus.FAILED: "red",
+    StepStatus.TIMEOUT: "yellow",
+    StepStatus.ERROR: "red",
+    StepStatus.SKIPPED: "dim",
+}
+MAX_EVIDENCE_LINES = 8
+MAX_TEMPLATES = 12
+
+
+def _bar(confidence: float, width: int = 10) -> str:
+    filled = int(round(confidence * width))
+    return "█" * filled + "░" * (width - filled)
+
+
+def render_text(diagnosis: Diagnosis, console: Console) -> None:
+    """Print the report for ``diagnosis`` on ``console``."""
+    d = diagnosis
+    header = Text.assemble(
+        ("qcc diagnosis  ", "bold"),
+        (f"environment {d.environment}", "bold cyan"),
+        f"  ·  started {d.started_at:%Y-%m-%d %H:%M:%S %Z}  ·  {d.duration_s:.1f}s",
+    )
+    console.print(header)
+
+    steps = Table(title="Runbook steps", title_justify="left", show_edge=False, pad_edge=False)
+    steps.add_column("step")
+    steps.add_column("status")
+    steps.add_column("time", justify="right")
+    steps.add_column("note", overflow="fold")
+    for s in d.steps:
+        steps.add_row(s.id, Text(s.status.value, style=_STATUS_STYLE[s.status]), f"{s.duration_s:.2f}s",
+                      escape(s.error or ""))
+    console.print(steps)
+
+    console.print(Text("Likely causes (most likely first)", style="bold"))
+    for rank, c in enumerate(d.causes, 1):
+        body: list[Text | str] = []
+        if c.detail:
+            body.append(Text(c.detail))
+        for line in c.evidence[:MAX_EVIDENCE_LINES]:
+            body.append(Text("  » " + line, style="yellow"))
+        if len(c.evidence) > MAX_EVIDENCE_LINES:
+            body.append(Text(f"  … {len(c.evidence) - MAX_EVIDENCE_LINES} more evidence lines", style="dim"))
+        if c.rule_out:
+            body.append(Text("rule out: " + c.rule_out, style="dim"))
+        title = f"{rank}. {c.id} — {escape(c.title)}  {_bar(c.confidence)} {c.confidence:.0%}"
+        console.print(Panel(Group(*body) if body else Text("(no evidence lines)", style="dim"),
+                            title=title, title_align="left", border_style="red" if rank == 1 else "blue"))
+
+    if d.log_summary is not None:
+        ls = d.log_summary
+        t = Table(title=f"Proxy log summary ({ls.total_lines} lines, {ls.redacted_lines} redacted)",
+                  title_justify="left", show_edge=False)
+        t.add_column("count", justify="right")
+        t.add_column("template", overflow="fold")
+        for tpl in ls.templates[:MAX_TEMPLATES]:
+            t.add_row(str(tpl.count), escape(tpl.template))
+        console.print(t)
+        if ls.first_error:
+            console.print(Text("first error: ", style="bold red") + Text(ls.first_error))
+        if ls.goroutine_dump:
+            console.print(Text("goroutine dump (first frames):", style="bold"))
+            for line in ls.goroutine_dump:
+                console.print(Text("  " + line))
+        if ls.last_lines:
+            console.print(Text("last lines before exit:", style="bold"))
+            for line in ls.last_lines:
+                console.print(Text("  " + line))
+
+    if d.actions:
+        console.print(Text("Suggested fixes (each needs an approval in Slack)", style="bold"))
+        for a in d.actions:
+            kind = "advice" if a.kind == ActionKind.ADVICE else a.kind.value
+            console.print(Text.assemble((f"• {a.id}", "bold"), f" [{kind}] {a.title}"))
+            if a.precondition:
+                console.print(Text("    precondition: " + a.precondition, style="dim"))
+            for cmd in a.commands:
+                console.print(Text("    $ " + cmd, style="cyan"))
+    console.print(Text(f"{d.redacted_lines} line(s) redacted from this report.", style="dim"))

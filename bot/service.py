@@ -1,0 +1,105 @@
+"""The diagnosis service: one call per user intent, shared by the CLI and the Slack bot.
+
+* :meth:`DiagnosisService.diagnose` runs the whole runbook concurrently and analyzes it.
+* :meth:`DiagnosisService.run_checks` re-runs selected steps (after-fix verification).
+* :meth:`DiagnosisService.status` runs only the container status step (fast).
+* :meth:`DiagnosisService.logs` summarizes the latest proxy log lines.
+
+Every step output is redacted (patterns plus the configured secret values) before it
+is analyzed, shown or saved.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+
+from bot.bundle import Bundle
+from bot.config import EnvironmentConfig, Settings, known_secrets
+from bot.diagnosis.context import AnalysisContext
+from bot.diagnosis.engine import analyze
+from bot.diagnosis.parsers import Container, parse_docker_ps
+from bot.diagnosis.redact import redact_text
+from bot.models import Diagnosis, LogSummary, StepResult, StepStatus
+from bot.runbook.executor import ProgressCallback, RunbookExecutor
+from bot.runbook.models import Runbook
+from bot.transports.base import TransportProvider
+
+
+class DiagnosisRun(BaseModel):
+    """A finished diagnosis with what is needed to replay it (``bundle``)."""
+
+    diagnosis: Diagnosis
+    bundle: Bundle
+
+
+class DiagnosisService:
+    """Runs the runbook for a named environment over injected transports."""
+
+    def __init__(self, settings: Settings, runbook: Runbook, transports: TransportProvider,
+                 *, secrets: list[str] | None = None) -> None:
+        self.settings = settings
+        self.runbook = runbook
+        self.transports = transports
+        self.executor = RunbookExecutor(runbook, concurrency=settings.step_concurrency)
+        self.secrets = list(secrets) if secrets is not None else known_secrets(settings)
+
+    def redact_step(self, step: StepResult) -> StepResult:
+        """``step`` with its output, stderr, error and command redacted."""
+        def r(text: str | None) -> str | None:
+            return None if text is None else redact_text(text, self.secrets)[0]
+
+        return step.model_copy(update={"output": r(step.output) or "", "stderr": r(step.stderr) or "",
+                                       "error": r(step.error), "command": r(step.command)})
+
+    async def _run(self, env_name: str, *, on_progress: ProgressCallback | None = None,
+                   only: set[str] | None = None) -> tuple[EnvironmentConfig, list[StepResult], dict[str, str]]:
+        env = self.settings.environment(env_name)
+        transports = await self.transports.get(env_name)
+
+        async def progress(result: StepResult) -> None:
+            if on_progress is not None:
+                await on_progress(self.redact_step(result))
+
+        steps, names = await self.executor.run(env_name, env, transports, on_progress=progress, only=only)
+        return env, [self.redact_step(s) for s in steps], names
+
+    async def diagnose(self, env_name: str, *, on_progress: ProgressCallback | None = None) -> DiagnosisRun:
+        """Run every step concurrently and analyze the results.
+
+        ``on_progress`` is awaited as each step starts (status ``skipped`` with error
+        ``"running"``) and ends. Raises :class:`bot.errors.UnknownEnvironment`; transport
+        failures become per-step errors, never an exception.
+        """
+        started = datetime.now(UTC)
+        t0 = time.monotonic()
+        env, steps, names = await self._run(env_name, on_progress=on_progress)
+        duration = time.monotonic() - t0
+        ctx = AnalysisContext.from_config(env_name, env, captured_at=started, resolved=names)
+        diagnosis = analyze(steps, ctx, started_at=started, duration_s=duration)
+        bundle = Bundle(runbook=self.runbook.name, context=ctx, started_at=started, duration_s=duration,
+                        steps=steps)
+        return DiagnosisRun(diagnosis=diagnosis, bundle=bundle)
+
+    async def run_checks(self, env_name: str, step_ids: list[str]) -> list[StepResult]:
+        """Re-run only ``step_ids`` (unknown ids are ignored); results in runbook order."""
+        _, steps, _ = await self._run(env_name, only=set(step_ids))
+        return steps
+
+    async def status(self, env_name: str) -> tuple[StepResult, list[Container]]:
+        """Container states of the environment's compose project (the fast check)."""
+        _, steps, _ = await self._run(env_name, only={"container_status"})
+        step = steps[0]
+        return step, parse_docker_ps(step.output) if step.status == StepStatus.OK else []
+
+    async def logs(self, env_name: str) -> tuple[StepResult, LogSummary | None]:
+        """The proxy's latest log lines (``log_tail`` of the environment), summarized and redacted."""
+        _, steps, _ = await self._run(env_name, only={"proxy_logs"})
+        step = steps[0]
+        if step.status != StepStatus.OK:
+            return step, None
+        from bot.diagnosis.logsummary import summarize_logs
+
+        return step, summarize_logs(step.output)

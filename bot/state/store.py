@@ -1,0 +1,363 @@
+"""The state store: incidents, runs, step results, proposals, approvals and the audit log.
+
+``StateStore(url)`` works with any SQLAlchemy async URL: a SQLite file by default
+(``sqlite+aiosqlite:///qcc-state.db``), MySQL/MariaDB (``mysql+aiomysql://...``) to share
+state between replicas. ``open()`` creates missing tables; ``aclose()`` disposes the pool.
+
+Every approval transition is ONE conditional ``UPDATE ... WHERE id=:id AND status=:from``
+whose rowcount decides the winner, with its audit row written in the same transaction, so
+any number of concurrent clicks, retried requests or replicas move an approval once.
+Runs carry an ``owner`` (this bot instance) and a heartbeat; :meth:`recover_interrupted`
+marks runs a dead instance left ``running`` as ``interrupted`` (it never re-runs them).
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, event, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from bot.errors import ApprovalAlreadyHandled, ApprovalError, ApprovalExpired, ConfigError
+from bot.models import Action, StepResult
+from bot.state import models as m
+from bot.state.models import APPROVAL_TRANSITIONS, ApprovalStatus, RunKind, RunStatus
+from bot.state.records import (
+    Approval,
+    AuditEntry,
+    Incident,
+    Interrupted,
+    Proposal,
+    RunRecord,
+    StepRow,
+    naive,
+    row_dict,
+    steps_rows,
+)
+
+Clock = Callable[[], datetime]
+DECISIONS = (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.EXPIRED)
+
+
+def new_id() -> str:
+    """An opaque, unguessable id (22 URL-safe characters)."""
+    return secrets.token_urlsafe(16)
+
+
+def _engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        memory = url.rstrip("/").endswith(":memory:") or url.endswith(":///")
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": 30}}
+        if memory:
+            kwargs["poolclass"] = StaticPool
+        engine = create_async_engine(url, **kwargs)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - driver hook
+            cur = dbapi_conn.cursor()
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_recycle=3600)
+
+
+class StateStore:
+    """Async access to the bot's state. ``owner`` names this bot instance (default: host name)."""
+
+    def __init__(self, url: str, *, owner: str | None = None, clock: Clock | None = None,
+                 lease_s: float = 90.0) -> None:
+        self.url = url
+        self.owner = owner or socket.gethostname()
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.lease_s = lease_s
+        self._engine: AsyncEngine | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect and create missing tables. Raises :class:`ConfigError` for a bad URL/database."""
+        try:
+            self._engine = _engine(self.url)
+            async with self._engine.begin() as conn:
+                await conn.run_sync(m.metadata.create_all)
+        except (SQLAlchemyError, OSError, ValueError) as exc:
+            raise ConfigError(f"cannot open the state store: {type(exc).__name__}") from exc
+
+    async def aclose(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("StateStore.open() was not awaited")
+        return self._engine
+
+    def _now(self) -> datetime:
+        return naive(self.clock())
+
+    # -- audit -------------------------------------------------------------------------
+    async def _audit(self, conn: AsyncConnection, actor: str, event_name: str, *, environment: str | None,
+                     subject: str | None, result: str | None = None, detail: str | None = None) -> None:
+        await conn.execute(insert(m.audit_log).values(
+            at=self._now(), actor=actor[:64], event=event_name[:64], environment=environment,
+            subject=subject, result=result and result[:32], detail=detail and detail[:4000]))
+
+    async def audit(self, actor: str, event_name: str, *, environment: str | None = None,
+                    subject: str | None = None, result: str | None = None, detail: str | None = None) -> None:
+        """Append one audit row (the log is append-only: there is no update or delete)."""
+        async with self.engine.begin() as conn:
+            await self._audit(conn, actor, event_name, environment=environment, subject=subject,
+                              result=result, detail=detail)
+
+    async def list_audit(self, limit: int = 10, *, environment: str | None = None) -> list[AuditEntry]:
+        """The latest ``limit`` (1..200) audit rows, newest first."""
+        q = select(m.audit_log).order_by(m.audit_log.c.id.desc()).limit(max(1, min(limit, 200)))
+        if environment:
+            q = q.where(m.audit_log.c.environment == environment)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        return [AuditEntry(**row_dict(r)) for r in rows]
+
+    # -- incidents and runs ------------------------------------------------------------
+    async def create_incident(self, environment: str, channel: str, thread_ts: str | None,
+                              created_by: str) -> Incident:
+        values = {"id": new_id(), "environment": environment, "channel": channel, "thread_ts": thread_ts,
+                  "created_by": created_by, "created_at": self._now()}
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(m.incidents).values(**values))
+            await self._audit(conn, created_by, "incident_opened", environment=environment, subject=values["id"])
+        return Incident(**{**values, "created_at": self.clock()})
+
+    async def start_run(self, kind: RunKind, environment: str, *, actor: str, incident_id: str | None = None,
+                        channel: str | None = None, thread_ts: str | None = None) -> RunRecord:
+        """Record a run as ``running`` owned by this instance."""
+        now = self._now()
+        values = {"id": new_id(), "incident_id": incident_id, "kind": kind.value, "environment": environment,
+                  "status": RunStatus.RUNNING.value, "owner": self.owner, "heartbeat_at": now,
+                  "started_at": now, "channel": channel, "thread_ts": thread_ts}
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(m.runs).values(**values))
+            await self._audit(conn, actor, f"{kind.value}_started", environment=environment, subject=values["id"])
+        return await self.get_run(values["id"])
+
+    async def finish_run(self, run_id: str, status: RunStatus, *, actor: str, summary: str | None = None,
+                         diagnosis_json: str | None = None, bundle_json: str | None = None) -> bool:
+        """Move a ``running`` run to ``status``; False when it was no longer running (interrupted)."""
+        values: dict[str, Any] = {"status": status.value, "finished_at": self._now(), "summary": summary}
+        if diagnosis_json is not None:
+            values["diagnosis_json"] = diagnosis_json
+        if bundle_json is not None:
+            values["bundle_json"] = bundle_json
+        async with self.engine.begin() as conn:
+            res = await conn.execute(update(m.runs).where(
+                and_(m.runs.c.id == run_id, m.runs.c.status == RunStatus.RUNNING.value)).values(**values))
+            if res.rowcount != 1:
+                return False
+            run = (await conn.execute(select(m.runs.c.kind, m.runs.c.environment)
+                                      .where(m.runs.c.id == run_id))).one()
+            await self._audit(conn, actor, f"{run.kind}_finished", environment=run.environment, subject=run_id,
+                              result=status.value, detail=summary)
+        return True
+
+    async def save_steps(self, run_id: str, phase: str, steps: list[StepResult]) -> None:
+        if not steps:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(m.step_results), steps_rows(run_id, phase, steps))
+
+    async def list_steps(self, run_id: str, phase: str | None = None) -> list[StepRow]:
+        q = select(m.step_results).where(m.step_results.c.run_id == run_id).order_by(m.step_results.c.id)
+        if phase:
+            q = q.where(m.step_results.c.phase == phase)
+        async with self.engine.connect() as conn:
+            return [StepRow(**row_dict(r)) for r in (await conn.execute(q)).all()]
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(m.runs).where(m.runs.c.id == run_id))).first()
+        if row is None:
+            raise ApprovalError(f"unknown run {run_id[:24]!r}")
+        return RunRecord(**row_dict(row))
+
+    async def latest_diagnosis(self, environment: str) -> RunRecord | None:
+        """The newest finished diagnosis run of ``environment`` that stored a diagnosis."""
+        q = (select(m.runs).where(and_(m.runs.c.environment == environment,
+                                       m.runs.c.kind == RunKind.DIAGNOSIS.value,
+                                       m.runs.c.diagnosis_json.is_not(None)))
+             .order_by(m.runs.c.started_at.desc()).limit(1))
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q)).first()
+        return RunRecord(**row_dict(row)) if row is not None else None
+
+    async def heartbeat(self) -> int:
+        """Refresh the heartbeat of this instance's running runs; returns how many."""
+        async with self.engine.begin() as conn:
+            res = await conn.execute(update(m.runs).where(and_(
+                m.runs.c.owner == self.owner, m.runs.c.status == RunStatus.RUNNING.value))
+                .values(heartbeat_at=self._now()))
+        return int(res.rowcount or 0)
+
+    async def recover_interrupted(self) -> list[Interrupted]:
+        """Mark runs (and their approvals) left ``running`` by this instance or by a dead one
+        (heartbeat older than ``lease_s``) as ``interrupted``. Each item is returned by exactly
+        one caller, even with several replicas recovering at once. Nothing is re-run."""
+        now = self._now()
+        stale = now - timedelta(seconds=self.lease_s)
+        mine_or_dead = or_(m.runs.c.owner == self.owner, m.runs.c.heartbeat_at < stale)
+        out: list[Interrupted] = []
+        async with self.engine.connect() as conn:
+            candidates = (await conn.execute(select(m.runs).where(and_(
+                m.runs.c.status == RunStatus.RUNNING.value, mine_or_dead)))).all()
+            open_approvals = (await conn.execute(select(m.approvals).where(and_(
+                m.approvals.c.status == ApprovalStatus.APPROVED.value, m.approvals.c.fix_run_id.is_(None),
+                or_(m.approvals.c.owner == self.owner, m.approvals.c.decided_at < stale))))).all()
+        for run in candidates:
+            async with self.engine.begin() as conn:
+                res = await conn.execute(update(m.runs).where(and_(
+                    m.runs.c.id == run.id, m.runs.c.status == RunStatus.RUNNING.value))
+                    .values(status=RunStatus.INTERRUPTED.value, finished_at=now))
+                if res.rowcount != 1:
+                    continue
+                await self._audit(conn, "bot", f"{run.kind}_interrupted", environment=run.environment,
+                                  subject=run.id, result="interrupted", detail=f"owner {run.owner}")
+                appr = (await conn.execute(select(m.approvals).where(m.approvals.c.fix_run_id == run.id))).first()
+                item = Interrupted(kind=run.kind, environment=run.environment, run_id=run.id,
+                                   channel=run.channel, thread_ts=run.thread_ts)
+                if appr is not None:
+                    await self._move(conn, appr.id, ApprovalStatus.RUNNING, ApprovalStatus.INTERRUPTED, "bot",
+                                     appr.environment, extra={"result": "interrupted by a restart"})
+                    item = item.model_copy(update={"approval_id": appr.id, "card_ts": appr.card_ts,
+                                                   "action_title": Action.model_validate_json(
+                                                       appr.action_json).title})
+            out.append(item)
+        for appr in open_approvals:
+            async with self.engine.begin() as conn:
+                if await self._move(conn, appr.id, ApprovalStatus.APPROVED, ApprovalStatus.INTERRUPTED, "bot",
+                                    appr.environment, extra={"result": "interrupted before it ran"}):
+                    out.append(Interrupted(kind="approval", environment=appr.environment, approval_id=appr.id,
+                                           channel=appr.channel, thread_ts=appr.thread_ts, card_ts=appr.card_ts,
+                                           action_title=Action.model_validate_json(appr.action_json).title))
+        return out
+
+    # -- proposals and approvals -------------------------------------------------------
+    async def create_proposal(self, run_id: str, environment: str, action: Action) -> Proposal:
+        values = {"id": new_id(), "run_id": run_id, "environment": environment,
+                  "action_json": action.model_dump_json(), "created_at": self._now()}
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(m.proposals).values(**values))
+        return Proposal(id=values["id"], run_id=run_id, environment=environment, action=action,
+                        created_at=self.clock())
+
+    async def get_proposal(self, proposal_id: str) -> Proposal:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(m.proposals).where(m.proposals.c.id == proposal_id))).first()
+        if row is None:
+            raise ApprovalError("this fix is no longer known to the bot; run /qcc diagnose again")
+        d = row_dict(row)
+        return Proposal(action=Action.model_validate_json(d.pop("action_json")), **d)
+
+    async def request_approval(self, proposal_id: str, requested_by: str, *, expiry_s: float,
+                               channel: str | None, thread_ts: str | None) -> Approval:
+        """Open a ``pending`` approval for a proposal. Raises :class:`ApprovalAlreadyHandled`
+        when one is already open for it (only one open approval per proposal, DB-enforced)."""
+        prop = await self.get_proposal(proposal_id)
+        now = self._now()
+        values = {"id": new_id(), "proposal_id": prop.id, "run_id": prop.run_id, "environment": prop.environment,
+                  "action_json": prop.action.model_dump_json(), "status": ApprovalStatus.PENDING.value,
+                  "requested_by": requested_by, "created_at": now, "expires_at": now + timedelta(seconds=expiry_s),
+                  "channel": channel, "thread_ts": thread_ts, "active_key": prop.id}
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(m.approvals).values(**values))
+                await self._audit(conn, requested_by, "approval_requested", environment=prop.environment,
+                                  subject=values["id"], result="pending", detail=prop.action.id)
+        except IntegrityError:
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(select(m.approvals).where(
+                    m.approvals.c.active_key == prop.id))).first()
+            who = row.requested_by if row is not None else None
+            raise ApprovalAlreadyHandled("an approval for this fix is already open in the thread",
+                                         handled_by=who) from None
+        return await self.get_approval(values["id"])
+
+    async def set_card(self, approval_id: str, card_ts: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(m.approvals).where(m.approvals.c.id == approval_id).values(card_ts=card_ts))
+
+    async def get_approval(self, approval_id: str) -> Approval:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(m.approvals).where(m.approvals.c.id == approval_id))).first()
+        if row is None:
+            raise ApprovalError("unknown approval request")
+        d = row_dict(row)
+        d.pop("active_key", None)
+        return Approval(action=Action.model_validate_json(d.pop("action_json")), **d)
+
+    async def _move(self, conn: AsyncConnection, approval_id: str, frm: ApprovalStatus, to: ApprovalStatus,
+                    actor: str, environment: str, *, extra: dict[str, Any] | None = None,
+                    not_expired: bool = False) -> bool:
+        if to not in APPROVAL_TRANSITIONS.get(frm, frozenset()):
+            raise ApprovalError(f"cannot move an approval from {frm.value} to {to.value}")
+        now = self._now()
+        values: dict[str, Any] = {"status": to.value, **(extra or {})}
+        if to in DECISIONS:
+            values.update(decided_by=actor, decided_at=now)
+        if to.terminal:
+            values["active_key"] = None
+        cond = and_(m.approvals.c.id == approval_id, m.approvals.c.status == frm.value)
+        if not_expired:
+            cond = and_(cond, m.approvals.c.expires_at > now)
+        res = await conn.execute(update(m.approvals).where(cond).values(**values))
+        if res.rowcount != 1:
+            return False
+        await self._audit(conn, actor, f"approval_{to.value}", environment=environment, subject=approval_id,
+                          result=to.value, detail=(extra or {}).get("result"))
+        return True
+
+    async def transition(self, approval_id: str, frm: ApprovalStatus, to: ApprovalStatus, *, actor: str,
+                         result: str | None = None, fix_run_id: str | None = None) -> Approval:
+        """Atomically move ``approval_id`` from ``frm`` to ``to`` (plus its audit row).
+
+        Raises :class:`ApprovalExpired` when a pending approval passed its expiry (it is then
+        marked ``expired``), :class:`ApprovalAlreadyHandled` (with ``handled_by``) when another
+        click, request or replica moved it first, :class:`ApprovalError` for an unknown id.
+        """
+        current = await self.get_approval(approval_id)
+        extra: dict[str, Any] = {}
+        if result is not None:
+            extra["result"] = result[:4000]
+        if fix_run_id is not None:
+            extra["fix_run_id"] = fix_run_id
+        if to in (ApprovalStatus.APPROVED, ApprovalStatus.RUNNING):
+            extra["owner"] = self.owner
+        async with self.engine.begin() as conn:
+            moved = await self._move(conn, approval_id, frm, to, actor, current.environment, extra=extra,
+                                     not_expired=frm == ApprovalStatus.PENDING)
+        if moved:
+            return await self.get_approval(approval_id)
+        return await self._explain_refusal(approval_id, frm)
+
+    async def _explain_refusal(self, approval_id: str, frm: ApprovalStatus) -> Approval:
+        now = self.clock()
+        current = await self.get_approval(approval_id)
+        if current.status == ApprovalStatus.PENDING and frm == ApprovalStatus.PENDING and current.expired(now):
+            async with self.engine.begin() as conn:
+                await self._move(conn, approval_id, ApprovalStatus.PENDING, ApprovalStatus.EXPIRED, "bot",
+                                 current.environment, extra={"result": "expired"})
+            current = await self.get_approval(approval_id)
+        if current.status == ApprovalStatus.EXPIRED:
+            raise ApprovalExpired("this approval request has expired; click the fix button again to re-request")
+        who = current.decided_by
+        raise ApprovalAlreadyHandled(
+            f"already handled by {'<@' + who + '>' if who and who != 'bot' else 'the bot'} "
+            f"(status: {current.status.value})", handled_by=who)

@@ -1,0 +1,152 @@
+"""Configuration: the YAML shape of the issue loads; every problem is reported at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.cli import run
+from bot.config import check_environment_files, known_secrets, load_settings
+from bot.errors import ConfigError, UnknownEnvironment
+
+GOOD = """
+environments:
+  test:
+    ssh: {host: 127.0.0.1, port: 22, user: root, key_file: KEY, known_hosts: KH}
+    compose_project: qcc_test
+    compose_file: docker-compose.test.yml
+    workdir: /opt/qcc_plus
+    proxy_service: proxy
+    mysql_service: mysql
+    proxy_port: 8001
+    mysql: {host: 127.0.0.1, port: 3308, user: qcc, password_env: QCC_TEST_MYSQL_PASSWORD, database: qcc_proxy}
+"""
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    key = tmp_path / "id_ed25519"
+    key.write_text("not really a key")
+    kh = tmp_path / "known_hosts"
+    kh.write_text("")
+    cfg = tmp_path / "qcc.yaml"
+    cfg.write_text(GOOD.replace("KEY", str(key)).replace("KH", str(kh)))
+    return cfg, key, kh
+
+
+def test_issue_shape_loads(files: tuple[Path, Path, Path]) -> None:
+    """The exact YAML shape from the issue validates and keeps its values."""
+    cfg, key, _ = files
+    s = load_settings(cfg, env={})
+    env = s.environment("test")
+    assert env.ssh.key_file == key
+    assert env.mysql is not None and env.mysql.port == 3308 and env.mysql.database == "qcc_proxy"
+    assert env.proxy_port == 8001 and env.approval.allow_self_approval is True
+
+
+def test_every_problem_reported_with_its_path(tmp_path: Path) -> None:
+    """Three independent mistakes give three problems, each with its dotted path."""
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        "environments:\n  test:\n    ssh: {host: h, port: 70000, user: root}\n"
+        "    compose_project: 'bad name!'\n    proxy_port: nope\n"
+    )
+    with pytest.raises(ConfigError) as ei:
+        load_settings(cfg, env={})
+    joined = "\n".join(ei.value.problems)
+    assert "environments.test.ssh.port" in joined
+    assert "environments.test.compose_project" in joined
+    assert "environments.test.proxy_port" in joined
+    assert len(ei.value.problems) == 3
+
+
+def test_unknown_key_rejected(tmp_path: Path) -> None:
+    """A typo'd key is an error, not silently ignored."""
+    cfg = tmp_path / "typo.yaml"
+    cfg.write_text("environments:\n  t:\n    ssh: {host: h, user: u}\n    compose_project: p\n    proxy_prot: 1\n")
+    with pytest.raises(ConfigError) as ei:
+        load_settings(cfg, env={})
+    assert any("environments.t.proxy_prot" in p for p in ei.value.problems)
+
+
+def test_production_refuses_self_approval_by_default(tmp_path: Path) -> None:
+    """`production: true` flips the self-approval default; an explicit setting wins."""
+    s = load_settings(data={"environments": {
+        "prod": {"ssh": {"host": "h", "user": "u"}, "compose_project": "qcc_prod", "production": True},
+        "prod2": {"ssh": {"host": "h", "user": "u"}, "compose_project": "qcc_prod", "production": True,
+                  "approval": {"allow_self_approval": True}},
+    }}, env={})
+    assert s.environment("prod").approval.allow_self_approval is False
+    assert s.environment("prod2").approval.allow_self_approval is True
+
+
+def test_unknown_environment_lists_known(files: tuple[Path, Path, Path]) -> None:
+    """Asking for an unconfigured environment names the configured ones."""
+    s = load_settings(files[0], env={})
+    with pytest.raises(UnknownEnvironment, match="configured: test"):
+        s.environment("prod")
+
+
+def test_file_checks_find_missing_key_and_known_hosts(files: tuple[Path, Path, Path]) -> None:
+    """check_environment_files reports a missing key file and unreadable known_hosts."""
+    cfg, key, kh = files
+    key.unlink()
+    kh.unlink()
+    problems = check_environment_files(load_settings(cfg, env={}))
+    assert any(p.startswith("environments.test.ssh.key_file: no such key file") for p in problems)
+    assert any(p.startswith("environments.test.ssh.known_hosts:") for p in problems)
+
+
+def test_secrets_collected_from_env(files: tuple[Path, Path, Path]) -> None:
+    """known_secrets gathers the MySQL password and Slack tokens for redaction."""
+    env = {"QCC_TEST_MYSQL_PASSWORD": "hunter2-db", "SLACK_BOT_TOKEN": "xoxb-test-token-1"}
+    s = load_settings(files[0], env=env)
+    assert set(known_secrets(s, env)) == {"hunter2-db", "xoxb-test-token-1"}
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "config file not found"),
+        ("environments: [1, 2", "not valid YAML at line"),
+        ("- a\n- b\n", "the top level must be a mapping"),
+    ],
+)
+def test_check_config_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      content: str | None, expected: str) -> None:
+    """check-config: missing, malformed or wrong-shaped files give one clear line and exit 2."""
+    cfg = tmp_path / "q.yaml"
+    if content is not None:
+        cfg.write_text(content)
+    assert run(["check-config", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+def test_check_config_reports_missing_key_file(files: tuple[Path, Path, Path],
+                                               capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """check-config exits 2 and lists the missing key file with its path in the file."""
+    cfg, key, _ = files
+    key.unlink()
+    monkeypatch.setenv("QCC_TEST_MYSQL_PASSWORD", "x")
+    assert run(["check-config", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "environments.test.ssh.key_file: no such key file" in err
+
+
+def test_check_config_ok(files: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str],
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A valid config with its files present passes."""
+    monkeypatch.setenv("QCC_TEST_MYSQL_PASSWORD", "x")
+    assert run(["check-config", "--config", str(files[0])]) == 0
+    assert "OK (1 environment(s): test)" in capsys.readouterr().out
+
+
+def test_diagnose_unknown_env_is_one_line(files: tuple[Path, Path, Path],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """diagnose --env with an unconfigured name: exit 2, one line, no traceback, no connection."""
+    assert run(["diagnose", "--env", "nope", "--config", str(files[0])]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "unknown environment 'nope'" in err
