@@ -87,6 +87,21 @@ def _descendants(root_pid: int) -> list[int]:
     return found
 
 
+def _marked_processes(marker: bytes) -> list[int]:
+    """Processes whose environment holds ``marker`` (``NAME=value``): sessions of one sshd."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:
+            continue  # gone, or not ours to read
+        if marker in environ.split(b"\0"):
+            found.append(int(entry))
+    return found
+
+
 def _signal_all(pids: Sequence[int], sig: signal.Signals) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -118,6 +133,7 @@ class SSHServer:
     directory: Path
     host_public_key: str
     home: Path | None
+    marker: str
     process: subprocess.Popen[bytes] = field(repr=False)
     _paused: list[int] = field(default_factory=list, repr=False)
 
@@ -180,12 +196,23 @@ class SSHServer:
         _signal_all(sorted(pids), signal.SIGCONT)
         self._paused = []
 
+    def drop_connections(self) -> None:
+        """SIGKILL every per-connection sshd (and its sessions); the listener keeps listening.
+
+        Clients see their connection lost, as after a network failure, and can reconnect.
+        """
+        _signal_all(_descendants(self.process.pid), signal.SIGKILL)
+
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Terminate the listener and every connection it serves; idempotent.
+        """Terminate the listener, every connection it serves and every process started
+        through it (found by the ``SSHD_FIXTURE_ID`` variable each session carries); idempotent.
 
         Open client connections see the server go away (``SSHUnreachable`` on reconnect).
         """
         pids = [self.process.pid, *_descendants(self.process.pid), *self._paused]
+        # Commands whose channel was closed (e.g. after a local deadline) outlive their sshd
+        # and are reparented to init; they still carry this instance's marker variable.
+        pids += [p for p in _marked_processes(self.marker.encode()) if p not in pids]
         _signal_all(pids, signal.SIGTERM)
         _signal_all(pids, signal.SIGCONT)  # a stopped process only acts on SIGTERM once continued
         self._paused = []
@@ -256,13 +283,17 @@ class SSHServerFactory:
         ``max_sessions`` is sshd's ``MaxSessions``; ``set_env`` becomes ``SetEnv NAME=value``
         (values must not contain ``"``, ``\\`` or newlines); ``isolate_home`` adds
         ``SetEnv HOME=<empty dir>`` so the user's shell rc files cannot change ``PATH`` (see
-        the module docstring); ``extra_config`` lines are appended verbatim.
+        the module docstring); ``extra_config`` lines are appended verbatim. Every session
+        also gets ``SSHD_FIXTURE_ID=<unique id>`` so :meth:`SSHServer.stop` can find its
+        processes.
         Fails the test with the sshd log if it does not start within 10 s.
         """
         index = len(self.servers)
         directory = self.base_dir / f"sshd-{index}"
         directory.mkdir()
         env = dict(set_env or {})
+        marker = f"SSHD_FIXTURE_ID={os.getpid()}-{index}-{secrets.token_hex(4)}"
+        env.setdefault("SSHD_FIXTURE_ID", marker.split("=", 1)[1])
         home: Path | None = None
         if isolate_home:
             home = directory / "home"
@@ -311,7 +342,8 @@ class SSHServerFactory:
             server = SSHServer(
                 host="127.0.0.1", port=port, user=self.user, key_file=self.key_file,
                 known_hosts=known_hosts, log_path=log_path, config_path=config_path,
-                directory=directory, host_public_key=self.host_public_key, home=home, process=proc,
+                directory=directory, host_public_key=self.host_public_key, home=home, marker=marker,
+                process=proc,
             )
             if self._wait_listening(server):
                 self.servers.append(server)
@@ -480,7 +512,7 @@ class MariaDBHelper:
                 cur.execute(f"INSERT INTO `{name}`.nodes (id, name, base_url) VALUES "
                             "('n1', 'primary', 'https://api.example.test'), "
                             "('n2', 'backup', 'https://backup.example.test')")
-                cur.execute(f"CREATE USER '{name}'@'%' IDENTIFIED BY %s", (password,))
+                cur.execute(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", (password,))
                 cur.execute(f"GRANT ALL PRIVILEGES ON `{name}`.* TO '{name}'@'%'")
         finally:
             conn.close()

@@ -1,26 +1,169 @@
 """The diagnosis engine: step outputs + context in, ranked likely causes out. Pure.
 
-``analyze(steps, ctx, started_at=..., duration_s=...) -> Diagnosis``. It parses each
-step's output with the runbook's parsers into :class:`Facts`, folds the ordered rule
-list over them, ranks the findings and attaches fix actions and the log summary.
+``analyze(steps, ctx, *, started_at, duration_s, extra_secrets=None) -> Diagnosis``:
+
+1. :func:`~bot.diagnosis.facts.collect_facts` parses every step into :class:`Facts`;
+2. the ordered :data:`~bot.diagnosis.rules.RULES` are folded over the facts (a rule that
+   raises is skipped, never the diagnosis);
+3. :func:`rank` orders findings by confidence (rule order breaks ties, and a tie at the top is
+   explained in ``detail``), lifts a crash loop's underlying cause above it, drops ``healthy``
+   next to a real finding and adds ``unknown`` (saying what is missing) when nothing is
+   convincing;
+4. fix actions and the log summary are attached, and every string is redacted.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
+from typing import Any
 
+from bot.diagnosis.actions import build_actions
 from bot.diagnosis.context import AnalysisContext
-from bot.models import Cause, Diagnosis, StepResult
+from bot.diagnosis.evidence import Finding, finding
+from bot.diagnosis.facts import Facts, collect_facts
+from bot.diagnosis.logscan import CLASS_TO_CAUSE
+from bot.diagnosis.logsummary import summarize_logs
+from bot.diagnosis.redact import redact_text
+from bot.diagnosis.rules import RULES
+from bot.models import Action, Cause, Diagnosis, StepResult
+
+log = logging.getLogger(__name__)
+
+CONVINCING = 0.3  # below this the top cause is reported together with `unknown`
+TIE = 0.005
 
 
-def analyze(steps: list[StepResult], ctx: AnalysisContext, *, started_at: datetime,
-            duration_s: float) -> Diagnosis:
-    """Analyze step results. Never raises on odd output; returns ``unknown`` when evidence is thin."""
+def run_rules(facts: Facts) -> list[tuple[int, Finding]]:
+    """``(rule index, finding)`` for every rule that fired."""
+    out = []
+    for i, rule in enumerate(RULES):
+        try:
+            hit = rule(facts)
+        except Exception:  # noqa: BLE001 - one broken rule must not lose the diagnosis
+            log.exception("diagnosis rule %s failed", getattr(rule, "__name__", rule))
+            continue
+        if hit is not None:
+            out.append((i, hit))
+    return out
+
+
+def unknown_cause(facts: Facts) -> Cause:
+    """``unknown`` naming what evidence is missing (never a guess)."""
+    missing = []
+    if facts.containers is None and facts.inspect is None:
+        missing.append("the container status (" + "; ".join(facts.missing("container_status", "container_inspect"))
+                       + ")")
+    elif facts.proxy is None and facts.proxy_state is None:
+        missing.append("a proxy container")
+    if facts.logs_empty:
+        missing.append("proxy log lines (" + ("empty" if facts.ok("proxy_logs") else
+                                              facts.availability("proxy_logs").describe("proxy_logs")) + ")")
+    failed = [a.describe(s) for s, a in facts.steps.items() if not a.ok]
+    evidence = [*([facts.proxy_row] if facts.proxy_row else []), *failed[:6]]
+    run = facts.run
+    if facts.proxy_running and facts.version is not None and (run is None or run.listening is None):
+        missing.append("the listening line (outside the captured log tail: raise log_tail to confirm the proxy "
+                       "is healthy; it is Up and /version answers)")
+    what = "; ".join(missing) or "a line or state that matches a known failure"
+    return finding("unknown", "Not enough evidence to name a cause", 0.2, evidence,
+                   "Re-run the diagnosis once the missing evidence is available",
+                   f"Missing: {what}. The bot does not guess without evidence.")
+
+
+def rank(found: list[tuple[int, Finding]], facts: Facts) -> list[Cause]:
+    """Order findings (see module doc); returns causes, highest confidence first."""
+    best: dict[str, tuple[int, Finding]] = {}
+    for idx, f in found:
+        if f.id not in best or f.confidence > best[f.id][1].confidence:
+            best[f.id] = (idx, f)
+    loop = best.get("crash_loop")
+    under = CLASS_TO_CAUSE.get(facts.fatal_class or "")
+    if loop and under and under in best and best[under][1].confidence <= loop[1].confidence:
+        idx, u = best[under]
+        best[under] = (idx, u.model_copy(update={
+            "confidence": min(0.99, loop[1].confidence + 0.05),
+            "detail": (u.detail + " Ranked above crash_loop: it is why each run dies.").strip()}))
+    if "healthy" in best and any(c.confidence >= 0.6 for k, (_, c) in best.items() if k != "healthy"):
+        del best["healthy"]
+    ordered = sorted(best.values(), key=lambda p: (-p[1].confidence, p[0]))
+    causes = [c.model_copy() for _, c in ordered]
+    if not causes or causes[0].confidence < CONVINCING:
+        if not any(c.id == "unknown" for c in causes):
+            causes.insert(0, unknown_cause(facts))
+        causes.sort(key=lambda c: (c.id != "unknown", -c.confidence))
+    if len(causes) > 1 and abs(causes[0].confidence - causes[1].confidence) < TIE:
+        top, second = causes[0], causes[1]
+        causes[1] = second.model_copy(update={
+            "confidence": max(0.0, round(top.confidence - 0.01, 3)),
+            "detail": (second.detail + f" Equal evidence to {top.id}; ranked second because the {top.id} rule is "
+                                       "the more specific one.").strip()})
+        causes[0] = top.model_copy(update={
+            "detail": (top.detail + f" Tied with {second.id} on evidence; ranked first as the more specific "
+                                    "rule.").strip()})
+    return causes
+
+
+def _clean_cause(c: Cause, extras: list[str] | None) -> Cause:
+    return c.model_copy(update={
+        "title": redact_text(c.title, extras)[0], "rule_out": redact_text(c.rule_out, extras)[0],
+        "detail": redact_text(c.detail, extras)[0], "evidence": [redact_text(e, extras)[0] for e in c.evidence]})
+
+
+def _clean_action(a: Action, extras: list[str] | None) -> Action:
+    return a.model_copy(update={"title": redact_text(a.title, extras)[0],
+                                "precondition": redact_text(a.precondition, extras)[0],
+                                "params": {k: redact_text(v, extras)[0] for k, v in a.params.items()}})
+
+
+def _clean_step(s: StepResult, extras: list[str] | None) -> tuple[StepResult, int]:
+    n = 0
+    update: dict[str, Any] = {}
+    for field in ("output", "stderr", "error", "command"):
+        value = getattr(s, field)
+        if value:
+            new, k = redact_text(value, extras)
+            update[field], n = new, n + k
+    return s.model_copy(update=update), n
+
+
+def _clean_value(v: Any, extras: list[str] | None) -> Any:
+    return redact_text(v, extras)[0] if isinstance(v, str) else v
+
+
+def analyze(steps: list[StepResult], ctx: AnalysisContext, *, started_at: datetime, duration_s: float,
+            extra_secrets: list[str] | None = None) -> Diagnosis:
+    """Analyze step results. Never raises on odd output; returns ``unknown`` when evidence is thin.
+
+    ``extra_secrets`` are literals (e.g. the MySQL password) redacted wherever they appear.
+    ``Diagnosis.redacted_lines`` counts the lines of step output that redaction changed.
+    """
+    try:
+        facts = collect_facts(steps, ctx)
+    except Exception:  # noqa: BLE001 - parsers never raise; this is a last line of defence
+        log.exception("collecting facts failed")
+        facts = Facts(ctx=ctx)
+    causes = rank(run_rules(facts), facts)
+    try:
+        actions = build_actions(causes, facts, ctx)
+    except Exception:  # noqa: BLE001
+        log.exception("building actions failed")
+        actions = []
+    logs = next((s for s in steps if s.id == "proxy_logs" and s.output), None)
+    summary = summarize_logs(logs.output, extra_secrets=extra_secrets) if logs is not None else None
+    clean_steps, redacted = [], 0
+    for s in steps:
+        cs, n = _clean_step(s, extra_secrets)
+        clean_steps.append(cs)
+        redacted += n
     return Diagnosis(
         environment=ctx.environment,
         started_at=started_at,
         duration_s=duration_s,
-        steps=steps,
-        causes=[Cause(id="unknown", title="Not enough evidence", confidence=0.1,
-                      rule_out="", evidence=[])],
+        steps=clean_steps,
+        causes=[_clean_cause(c, extra_secrets) for c in causes],
+        actions=[_clean_action(a, extra_secrets) for a in actions],
+        log_summary=summary,
+        redacted_lines=redacted,
+        facts={k: _clean_value(v, extra_secrets) for k, v in facts.summary().items()},
     )

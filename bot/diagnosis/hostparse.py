@@ -333,7 +333,7 @@ def parse_deploy_procs(text: str) -> list[DeployProc]:
             kind = "deploy_script"
         elif re.search(r"docker[- ]compose\b.*\b(up|build)\b", args):
             kind = "compose"
-        elif re.search(r"\bdocker(?:-buildx)?\b.*\bbuild\b|buildkit", args):
+        elif re.search(r"docker-buildx|\bdocker\b.*\bbuild\b|buildkit", args):
             kind = "build"
         else:
             continue

@@ -76,7 +76,7 @@ def classify(message: str) -> tuple[str | None, int | None]:
         return "runtime_fatal", None
     if _NOT_FATAL_RE.search(message):
         return None, None
-    if "no space left on device" in message:
+    if "no space left on device" in message.lower():
         return "disk_full", None
     m = MYSQL_ERROR_RE.search(message)
     if m:

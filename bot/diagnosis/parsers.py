@@ -266,7 +266,7 @@ def parse_size(value: str) -> int | None:
     if not m:
         return None
     unit = _UNITS.get(m.group(2).lower())
-    return int(float(m.group(1)) * unit) if unit is not None else None
+    return round(float(m.group(1)) * unit) if unit is not None else None
 
 
 def _pct(value: Any) -> float | None:

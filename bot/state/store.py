@@ -139,10 +139,11 @@ class StateStore:
         return Incident(**{**values, "created_at": self.clock()})
 
     async def start_run(self, kind: RunKind, environment: str, *, actor: str, incident_id: str | None = None,
-                        channel: str | None = None, thread_ts: str | None = None) -> RunRecord:
-        """Record a run as ``running`` owned by this instance."""
+                        channel: str | None = None, thread_ts: str | None = None,
+                        run_id: str | None = None) -> RunRecord:
+        """Record a run as ``running`` owned by this instance (``run_id`` default: a new id)."""
         now = self._now()
-        values = {"id": new_id(), "incident_id": incident_id, "kind": kind.value, "environment": environment,
+        values = {"id": run_id or new_id(), "incident_id": incident_id, "kind": kind.value, "environment": environment,
                   "status": RunStatus.RUNNING.value, "owner": self.owner, "heartbeat_at": now,
                   "started_at": now, "channel": channel, "thread_ts": thread_ts}
         async with self.engine.begin() as conn:
@@ -219,7 +220,7 @@ class StateStore:
             candidates = (await conn.execute(select(m.runs).where(and_(
                 m.runs.c.status == RunStatus.RUNNING.value, mine_or_dead)))).all()
             open_approvals = (await conn.execute(select(m.approvals).where(and_(
-                m.approvals.c.status == ApprovalStatus.APPROVED.value, m.approvals.c.fix_run_id.is_(None),
+                m.approvals.c.status.in_([ApprovalStatus.APPROVED.value, ApprovalStatus.RUNNING.value]),
                 or_(m.approvals.c.owner == self.owner, m.approvals.c.decided_at < stale))))).all()
         for run in candidates:
             async with self.engine.begin() as conn:
@@ -240,9 +241,14 @@ class StateStore:
                                                    "action_title": Action.model_validate_json(
                                                        appr.action_json).title})
             out.append(item)
-        for appr in open_approvals:
+        for appr in open_approvals:  # approved (or running) but its fix run never started or is gone
             async with self.engine.begin() as conn:
-                if await self._move(conn, appr.id, ApprovalStatus.APPROVED, ApprovalStatus.INTERRUPTED, "bot",
+                if appr.fix_run_id:
+                    run_status = (await conn.execute(select(m.runs.c.status).where(
+                        m.runs.c.id == appr.fix_run_id))).scalar()
+                    if run_status is not None:
+                        continue  # alive elsewhere, or already handled with its run above
+                if await self._move(conn, appr.id, ApprovalStatus(appr.status), ApprovalStatus.INTERRUPTED, "bot",
                                     appr.environment, extra={"result": "interrupted before it ran"}):
                     out.append(Interrupted(kind="approval", environment=appr.environment, approval_id=appr.id,
                                            channel=appr.channel, thread_ts=appr.thread_ts, card_ts=appr.card_ts,
@@ -357,7 +363,5 @@ class StateStore:
             current = await self.get_approval(approval_id)
         if current.status == ApprovalStatus.EXPIRED:
             raise ApprovalExpired("this approval request has expired; click the fix button again to re-request")
-        who = current.decided_by
-        raise ApprovalAlreadyHandled(
-            f"already handled by {'<@' + who + '>' if who and who != 'bot' else 'the bot'} "
-            f"(status: {current.status.value})", handled_by=who)
+        raise ApprovalAlreadyHandled(f"already handled (status: {current.status.value})",
+                                     handled_by=current.decided_by)

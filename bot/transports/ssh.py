@@ -51,6 +51,9 @@ CLOSE_TIMEOUT_S = 5.0
 _BACKOFF_FIRST_S = 0.02
 _BACKOFF_MAX_S = 0.5
 _RECOVER_AFTER_OPENS = 16  # successful channel opens before the limit grows back by one
+# sshd frees a session slot a moment after the channel closes: for this long after one of our
+# channels closed, the server may still count it.
+_SERVER_LAG_S = 0.2
 
 Closer = Callable[[], Awaitable[None]]
 
@@ -64,10 +67,11 @@ def _one_line(text: object, limit: int = 200) -> str:
 class _AdaptiveLimiter:
     """A semaphore whose limit shrinks when the server refuses channels.
 
-    ``limit`` starts at ``maximum``; :meth:`shrink` lowers it to the number of other
-    channels in use (never below 1); after ``_RECOVER_AFTER_OPENS`` successful opens it grows
-    back by one, up to ``maximum``. :meth:`release` is synchronous so it is safe in
-    ``finally`` blocks of cancelled tasks.
+    ``limit`` starts at ``maximum``; :meth:`shrink` lowers it to what the server was
+    counting when it refused: the other channels in use plus ours that closed within
+    ``_SERVER_LAG_S`` (sshd frees a slot a moment after the close), never below 1. After
+    ``_RECOVER_AFTER_OPENS`` successful opens it grows back by one, up to ``maximum``.
+    :meth:`release` is synchronous so it is safe in ``finally`` blocks of cancelled tasks.
     """
 
     def __init__(self, maximum: int) -> None:
@@ -75,6 +79,7 @@ class _AdaptiveLimiter:
         self.limit = maximum
         self.in_use = 0
         self._successes = 0
+        self._recent_closes: deque[float] = deque()
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     async def acquire(self) -> None:
@@ -92,7 +97,10 @@ class _AdaptiveLimiter:
                     self._waiters.remove(fut)
         self.in_use += 1
 
-    def release(self) -> None:
+    def release(self, *, channel_closed: bool = False) -> None:
+        """Give the slot back; ``channel_closed`` when it held a channel that has now closed."""
+        if channel_closed:
+            self._recent_closes.append(time.monotonic())
         self.in_use -= 1
         self._wake()
 
@@ -105,8 +113,12 @@ class _AdaptiveLimiter:
             self._wake()
 
     def shrink(self) -> None:
-        """The server refused a channel while the caller held a slot."""
-        self.limit = max(1, min(self.limit, self.in_use - 1))
+        """The server refused a channel while the caller (still) held a slot."""
+        horizon = time.monotonic() - _SERVER_LAG_S
+        while self._recent_closes and self._recent_closes[0] < horizon:
+            self._recent_closes.popleft()
+        counted_by_server = self.in_use - 1 + len(self._recent_closes)
+        self.limit = max(1, min(self.limit, counted_by_server))
         self._successes = 0
 
     def reset(self) -> None:
@@ -256,7 +268,7 @@ class SSHCommandRunner:
                 connect_timeout=self.cfg.connect_timeout_s,
                 keepalive_interval=self.cfg.keepalive_interval_s,
                 keepalive_count_max=KEEPALIVE_COUNT_MAX,
-                **kwargs,  # type: ignore[arg-type]
+                **kwargs,
             )
         except asyncssh.HostKeyNotVerifiable as exc:
             raise self._host_key_error(known_hosts, exc) from exc
@@ -298,20 +310,26 @@ class SSHCommandRunner:
         as UTF-8 with replacement characters. Raises the SSH errors of :meth:`connection`.
         """
         start = time.monotonic()
+        refusals: list[str] = []
         deadline = asyncio.timeout(timeout_s)
         try:
             async with deadline:
-                return await self._run(command, max_output_bytes, start)
+                return await self._run(command, max_output_bytes, start, refusals)
         except TimeoutError as exc:
             if not deadline.expired():
                 raise
+            why = (f"; the server refused {len(refusals)} channel request(s), last: {refusals[-1]}"
+                   if refusals else "")
             raise CommandTimeout(
-                f"command on {self.address} timed out after {timeout_s:g}s (local deadline)",
+                f"command on {self.address} timed out after {timeout_s:g}s (local deadline){why}",
                 timeout_s=timeout_s, host=self.address,
             ) from exc
 
-    async def _run(self, command: str, cap: int, start: float) -> CommandResult:
-        """Open a channel (retrying refusals with backoff) and collect the command's result."""
+    async def _run(self, command: str, cap: int, start: float, refusals: list[str]) -> CommandResult:
+        """Open a channel (retrying refusals with backoff) and collect the command's result.
+
+        Each refusal's reason is appended to ``refusals`` (for the timeout message).
+        """
         backoff = _BACKOFF_FIRST_S
         while True:
             conn = await self.connection()
@@ -319,11 +337,14 @@ class SSHCommandRunner:
             try:
                 process = await conn.create_process(command, encoding=None, stdin=asyncssh.DEVNULL)
             except asyncssh.ChannelOpenError as exc:
-                self._limiter.release()
                 if conn.is_closed():
+                    self._limiter.release()
                     self._drop(conn)
                     continue
+                # shrink while still holding our slot: the count then includes only the others
                 self._limiter.shrink()
+                self._limiter.release()
+                refusals.append(_one_line(exc.reason, 80) or "channel open refused")
                 logger.info("ssh %s refused a channel (%s); concurrency now %d", self.address,
                             _one_line(exc.reason, 80), self._limiter.limit)
                 await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311 - jitter
@@ -342,7 +363,7 @@ class SSHCommandRunner:
             try:
                 return await self._collect(conn, process, command, cap, start)
             finally:
-                self._limiter.release()
+                self._limiter.release(channel_closed=True)
 
     async def _collect(self, conn: asyncssh.SSHClientConnection,
                        process: asyncssh.SSHClientProcess[bytes], command: str, cap: int,

@@ -1,0 +1,210 @@
+"""Suggested fixes per cause: ``build_actions(causes, facts, ctx) -> list[Action]``. Pure.
+
+Commands are built from configuration (:class:`AnalysisContext`) only and every value is
+shell-quoted (:func:`bot.runbook.commands.render_argv`). Action ids:
+
+* ``add_column`` (sql) — the seed's exact ALTER, only when the schema step shows
+  ``nodes.health_check_model`` missing; followed by ``restart_proxy``.
+* ``restart_proxy`` (ssh) — ``cd <workdir> && docker compose -p <project> -f <file> up -d --no-build``
+  when MySQL is down or the container must be (re)created, else ``... restart <proxy_service>``.
+* ``rollback`` (ssh) — ``ctx.rollback_command`` with ``${commit}`` = a pinned SHA recorded here
+  (the running build from ``/version`` when it differs from HEAD, else the commit before HEAD);
+  never relative to HEAD. ``params={"commit": sha, "head": head}``.
+* ``free_port`` (advice) — who holds the port; ``remove_squatter`` (ssh, its own approval) —
+  ``docker rm -f <name>`` when the holder is a stale container of this compose project.
+* advice ids (no commands): ``lower_health_check_concurrency``, ``delay_first_health_check``,
+  ``add_panic_recovery``, ``make_migration_idempotent``, ``grant_mysql_privileges``, ``fix_dsn``,
+  ``free_disk``, ``wait_for_deploy``, ``check_docker_daemon``, ``fix_runtime_fatal``,
+  ``limit_memory``, ``speed_up_start``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from bot.diagnosis.context import AnalysisContext
+from bot.diagnosis.facts import HEALTH_COLUMN, Facts, same_commit
+from bot.models import Action, ActionKind, Cause
+from bot.runbook.commands import render_argv
+
+ADD_COLUMN_SQL = ("ALTER TABLE nodes ADD COLUMN health_check_model VARCHAR(128) "
+                  "DEFAULT 'claude-haiku-4-5-20251001' AFTER health_check_method")
+VERIFY_PROXY = ["container_status", "container_inspect", "proxy_logs", "deployed_version"]
+MIN_CONFIDENCE = 0.4  # causes below this get no actions
+
+_ADVICE = {
+    "lower_health_check_concurrency": "Lower health-check concurrency (cli_concurrency 1-2) so claude CLI "
+                                      "processes cannot exhaust the 2 GB host",
+    "delay_first_health_check": "Delay the first full health check to 30 s after start "
+                                "(internal/proxy/health_scheduler.go:79-80)",
+    "add_panic_recovery": "Add a global panic recovery in cmd/cccli/main.go that logs the panic and stack",
+    "make_migration_idempotent": "Make the migration check information_schema before ADD COLUMN "
+                                 "(internal/store/migration.go); do not run the ALTER again",
+    "grant_mysql_privileges": "Grant the DSN's MySQL user the privileges the migration needs "
+                              "(e.g. GRANT ALTER, CREATE, INDEX ON <db>.* TO the proxy user) or fix its password",
+    "fix_dsn": "Fix PROXY_MYSQL_DSN in the compose file / .env: the qcc user's DSN for tcp(mysql:3306)/qcc_proxy",
+    "free_disk": "Free disk space on the docker root (old images and build cache: `docker image prune`, "
+                 "`docker builder prune`) before restarting",
+    "wait_for_deploy": "Wait for deploy-server.sh to finish, then diagnose again",
+    "check_docker_daemon": "Check the Docker daemon (`systemctl status docker`, `journalctl -u docker`) "
+                           "before anything else",
+    "fix_runtime_fatal": "Fix the runtime fatal in code (guard shared maps with a mutex; bound memory use)",
+    "limit_memory": "Find what used the memory (health-check workers, MySQL) and bound it; "
+                    "consider a memory limit for the proxy",
+    "speed_up_start": "Make start-up faster than the deploy's 60 s wait (slow migrations) or raise "
+                      "deploy-server.sh's wait",
+}
+_CAUSE_ADVICE = {
+    "startup_health_check_overload": ["lower_health_check_concurrency", "delay_first_health_check"],
+    "panic": ["add_panic_recovery"],
+    "runtime_fatal": ["fix_runtime_fatal"],
+    "mysql_access_denied": ["grant_mysql_privileges"],
+    "config_error": ["fix_dsn"],
+    "disk_full": ["free_disk"],
+    "deploy_in_progress": ["wait_for_deploy"],
+    "docker_unresponsive": ["check_docker_daemon"],
+    "oom_killed": ["limit_memory"],
+    "deploy_health_timeout": ["speed_up_start"],
+}
+_ROLLBACK_CAUSES = {"migration_failed", "panic", "runtime_fatal", "crash_loop"}
+
+
+def _compose(ctx: AnalysisContext, *args: str) -> str:
+    argv = [ctx.docker, "compose", "-p", ctx.compose_project, "-f", ctx.compose_file, *args]
+    return f"cd {shlex.quote(ctx.workdir)} && {render_argv(argv, {})}"
+
+
+def restart_proxy(ctx: AnalysisContext, cause_id: str, *, recreate: bool, why: str = "") -> Action:
+    """``up -d --no-build`` (starts MySQL too, recreates a missing/changed container) or ``restart <proxy>``."""
+    if recreate:
+        cmd, title = _compose(ctx, "up", "-d", "--no-build"), "Bring the stack up without rebuilding"
+    else:
+        cmd, title = _compose(ctx, "restart", ctx.proxy_service), f"Restart the {ctx.proxy_service} service"
+    return Action(id="restart_proxy", title=title + (f" ({why})" if why else ""), kind=ActionKind.SSH,
+                  commands=[cmd], cause_id=cause_id, precondition="no deploy-server.sh or compose build is running",
+                  verify_steps=list(VERIFY_PROXY))
+
+
+def add_column(facts: Facts, cause_id: str) -> Action | None:
+    """The seed's ALTER, only when the schema step shows the column missing."""
+    if facts.schema_has(HEALTH_COLUMN) is not False:
+        return None
+    sql, title = ADD_COLUMN_SQL, f"Add the missing column nodes.{HEALTH_COLUMN}"
+    if facts.schema_has("health_check_method") is False:
+        sql = sql.rsplit(" AFTER ", 1)[0]
+        title += " (health_check_method is missing too, so without AFTER)"
+    return Action(id="add_column", title=title, kind=ActionKind.SQL, commands=[sql], cause_id=cause_id,
+                  precondition=f"nodes.{HEALTH_COLUMN} is still missing (information_schema.COLUMNS)",
+                  params={"table": "nodes", "column": HEALTH_COLUMN}, verify_steps=["schema_nodes"])
+
+
+def pinned_commit(facts: Facts) -> tuple[str, str] | None:
+    """``(sha, why)`` of the commit to roll back to, or None when no pin is known."""
+    commits = facts.commits or []
+    head = commits[0].sha if commits else ""
+    deployed = facts.version.git_commit.strip() if facts.version else ""
+    if deployed and head and re.fullmatch(r"[0-9a-f]{7,64}", deployed) and not same_commit(deployed, head):
+        full = next((c.sha for c in commits if same_commit(c.sha, deployed)), deployed)
+        return full, "the build still running (/version) differs from HEAD"
+    if len(commits) >= 2:
+        return commits[1].sha, "the commit before HEAD, pinned by SHA"
+    return None
+
+
+def rollback(facts: Facts, ctx: AnalysisContext, cause_id: str) -> Action | None:
+    """Roll back to a pinned SHA with ``ctx.rollback_command``; None without a pin or a command."""
+    pin = pinned_commit(facts)
+    if pin is None or not ctx.rollback_command:
+        return None
+    sha, why = pin
+    head = facts.commits[0].sha if facts.commits else ""
+    variables = {"commit": sha, "compose_project": ctx.compose_project, "compose_file": ctx.compose_file,
+                 "workdir": ctx.workdir, "proxy_service": ctx.proxy_service, "docker": ctx.docker,
+                 "environment": ctx.environment}
+    cmd = f"cd {shlex.quote(ctx.workdir)} && {render_argv(list(ctx.rollback_command), variables)}"
+    return Action(id="rollback", title=f"Roll back to {sha[:12]} ({why})", kind=ActionKind.SSH, commands=[cmd],
+                  cause_id=cause_id, params={"commit": sha, "head": head},
+                  precondition=f"the checkout's HEAD is still {head[:12] or 'unknown'} and {sha[:12]} exists",
+                  verify_steps=["checkout_head", *VERIFY_PROXY])
+
+
+def _is_squatter(name: str, labels: dict[str, str], facts: Facts, ctx: AnalysisContext) -> bool:
+    if name == facts.proxy_name:
+        return False
+    project = labels.get("com.docker.compose.project")
+    return project == ctx.compose_project or (project is None and name.startswith(
+        (f"{ctx.compose_project}_", f"{ctx.compose_project}-")))
+
+
+def port_actions(facts: Facts, ctx: AnalysisContext, cause_id: str) -> list[Action]:
+    """``free_port`` advice naming the holder, plus ``remove_squatter`` for a stale container of this project."""
+    port = ctx.proxy_port
+    publishers = [c.row for c in facts.other_publishers()]
+    holders = publishers + [ln.holder for ln in facts.port_holders()
+                            if not ((facts.proxy_running or publishers) and ln.holder.startswith("docker-proxy"))]
+    holder = "; ".join(dict.fromkeys(holders)) or "an unknown process"
+    out = [Action(id="free_port", title=f"Free port {port}: held by {holder}", kind=ActionKind.ADVICE,
+                  cause_id=cause_id, params={"holder": holder, "port": str(port)},
+                  verify_steps=["port_listeners", "port_publishers"])]
+    for c in facts.other_publishers():
+        if _is_squatter(c.name, c.labels, facts, ctx):
+            out.append(Action(id="remove_squatter", title=f"Remove the stale container {c.name} holding port {port}",
+                              kind=ActionKind.SSH, commands=[render_argv([ctx.docker, "rm", "-f", c.name], {})],
+                              cause_id=cause_id, params={"container": c.name, "port": str(port)},
+                              precondition=f"{c.name} still publishes port {port} and is not the proxy",
+                              verify_steps=["port_listeners", "port_publishers", "container_status"]))
+            break
+    return out
+
+
+def _mysql_down(facts: Facts) -> bool:
+    return (facts.mysql is not None and facts.mysql.state != "running") or (
+        facts.containers is not None and facts.mysql is None and facts.expects_mysql)
+
+
+def _for_cause(cause: Cause, facts: Facts, ctx: AnalysisContext) -> list[Action | None]:
+    cid = cause.id
+    out: list[Action | None] = []
+    if cid == "migration_failed":
+        col = add_column(facts, cid)
+        out.append(col)
+        if col is None and "Duplicate column" in " ".join(cause.evidence):
+            out.append(_advice("make_migration_idempotent", cid))
+        if col is not None:
+            out.append(restart_proxy(ctx, cid, recreate=False, why="after adding the column"))
+    elif cid == "mysql_unavailable":
+        out.append(restart_proxy(ctx, cid, recreate=True, why="starts MySQL first"))
+    elif cid in ("config_error", "mysql_access_denied"):
+        out.append(restart_proxy(ctx, cid, recreate=True, why="after fixing the configuration"))
+    elif cid == "port_conflict":
+        out += port_actions(facts, ctx, cid)
+        out.append(restart_proxy(ctx, cid, recreate=True, why="once the port is free"))
+    elif cid == "container_missing":
+        out.append(restart_proxy(ctx, cid, recreate=True, why="recreates the missing container"))
+    elif cid in ("oom_killed", "crash_loop") or (cid == "unknown" and cause.title.startswith(("Stopped", "Killed"))):
+        out.append(restart_proxy(ctx, cid, recreate=_mysql_down(facts)))
+    out += [_advice(a, cid) for a in _CAUSE_ADVICE.get(cid, [])]
+    if cid in _ROLLBACK_CAUSES:
+        out.append(rollback(facts, ctx, cid))
+    return out
+
+
+def _advice(action_id: str, cause_id: str) -> Action:
+    return Action(id=action_id, title=_ADVICE[action_id], kind=ActionKind.ADVICE, cause_id=cause_id,
+                  verify_steps=["proxy_logs", "grep_health_scheduler"] if "health" in action_id else ["proxy_logs"])
+
+
+def build_actions(causes: list[Cause], facts: Facts, ctx: AnalysisContext) -> list[Action]:
+    """Actions for the ranked causes (those at or above :data:`MIN_CONFIDENCE`), de-duplicated by id,
+    in cause order. ``healthy`` and evidence-free ``unknown`` get none."""
+    out: list[Action] = []
+    seen: set[str] = set()
+    for cause in causes:
+        if cause.confidence < MIN_CONFIDENCE or cause.id == "healthy":
+            continue
+        for action in _for_cause(cause, facts, ctx):
+            if action is not None and action.id not in seen:
+                seen.add(action.id)
+                out.append(action)
+    return out

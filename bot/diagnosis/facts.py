@@ -1,0 +1,376 @@
+"""Facts: every step's output parsed once, plus what the rules need to reason (pure).
+
+``collect_facts(steps, ctx) -> Facts``. A field is None when its step gave **no
+evidence** (missing, failed, timed out, errored, skipped) and an empty list/False when
+the step ran and showed **evidence of absence** — rules must tell the two apart.
+``Facts.steps`` keeps each step's availability (``ok|failed|timeout|error|skipped|missing``).
+
+The proxy container is resolved like the executor does (compose labels, then
+``<project>_<service>``, then ``<project>-<service>-1``), or taken from the context.
+The log is split into runs (a restarted container keeps every run's lines); ``run`` is
+the run that matters: the last one that crashed (unless a later run came up), else the last.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.diagnosis import hostparse as hp
+from bot.diagnosis.context import AnalysisContext
+from bot.diagnosis.logparse import LogLine, OomEvent, parse_docker_logs, parse_kernel_oom
+from bot.diagnosis.logscan import HealthSignals, RunInfo, health_signals, scan_run, split_runs
+from bot.diagnosis.parsers import (
+    Container,
+    ContainerState,
+    ContainerStats,
+    parse_docker_inspect,
+    parse_docker_ps,
+    parse_docker_stats,
+    resolve_container,
+)
+from bot.models import StepResult, StepStatus
+
+DOCKER_STEPS = ("container_status", "container_inspect", "resource_usage", "port_publishers", "proxy_logs",
+                "grep_migration", "grep_health_scheduler", "grep_panic")
+GREP_STEPS = ("grep_migration", "grep_health_scheduler", "grep_panic")
+DAEMON_RE = re.compile(r"Cannot connect to the Docker daemon|Is the docker daemon running|error during connect"
+                       r"|docker daemon is not running|dial unix [^ ]*docker\.sock", re.I)
+NO_SPACE_RE = re.compile(r"no space left on device", re.I)
+HEALTH_COLUMN = "health_check_model"
+
+
+class StepAvailability(BaseModel):
+    """Whether a step produced evidence: ``status`` is a StepStatus value or ``missing``."""
+
+    status: str
+    error: str | None = None
+    exit_status: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == StepStatus.OK.value
+
+    def describe(self, step_id: str) -> str:
+        """``proxy_logs: skipped (proxy_container not found)``."""
+        return f"{step_id}: {self.status}" + (f" ({self.error})" if self.error else "")
+
+
+class Facts(BaseModel):
+    """Parsed evidence of one diagnosis run (see module doc for None vs empty)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    ctx: AnalysisContext
+    steps: dict[str, StepAvailability] = Field(default_factory=dict)
+    texts: dict[str, str] = Field(default_factory=dict)  # step id -> output + stderr + error
+    containers: list[Container] | None = None
+    proxy: Container | None = None
+    mysql: Container | None = None
+    inspect: list[ContainerState] | None = None
+    proxy_state: ContainerState | None = None
+    mysql_state: ContainerState | None = None
+    log: list[LogLine] | None = None  # proxy_logs (or merged grep lines when the tail is unavailable)
+    log_source: str = "none"  # proxy_logs | grep | none
+    grep: dict[str, list[LogLine]] = Field(default_factory=dict)
+    runs: list[RunInfo] = Field(default_factory=list)
+    run: RunInfo | None = None
+    crashed_runs: list[RunInfo] = Field(default_factory=list)
+    health: HealthSignals = Field(default_factory=HealthSignals)
+    schema_columns: list[hp.Column] | None = None
+    stats: list[ContainerStats] | None = None
+    proxy_stats: ContainerStats | None = None
+    listeners: list[hp.Listener] | None = None
+    publishers: list[Container] | None = None
+    memory: hp.Memory | None = None
+    disks: list[hp.Filesystem] | None = None
+    processes: hp.ProcessTable | None = None
+    oom: list[OomEvent] | None = None
+    version: hp.VersionInfo | None = None
+    commits: list[hp.Commit] | None = None
+    deploys: list[hp.DeployProc] | None = None
+    docker_errors: list[str] = Field(default_factory=list)
+    docker_timeouts: list[str] = Field(default_factory=list)
+    no_space: list[str] = Field(default_factory=list)
+
+    # ---- availability
+    def ok(self, step_id: str) -> bool:
+        """True when the step ran and its output is evidence."""
+        a = self.steps.get(step_id)
+        return bool(a and a.ok)
+
+    def availability(self, step_id: str) -> StepAvailability:
+        return self.steps.get(step_id) or StepAvailability(status="missing")
+
+    def missing(self, *step_ids: str) -> list[str]:
+        """``describe()`` of each step among ``step_ids`` that gave no evidence."""
+        return [self.availability(s).describe(s) for s in step_ids if not self.ok(s)]
+
+    # ---- proxy container
+    @property
+    def proxy_name(self) -> str:
+        return (self.proxy.name if self.proxy else None) or (self.proxy_state.name if self.proxy_state else None) \
+            or self.ctx.proxy_container or f"{self.ctx.compose_project}_{self.ctx.proxy_service}"
+
+    @property
+    def proxy_status(self) -> str | None:
+        """``running|exited|created|restarting|dead|paused`` or None when unknown."""
+        if self.proxy_state and self.proxy_state.status:
+            return "restarting" if self.proxy_state.restarting else self.proxy_state.status
+        if self.proxy and self.proxy.state:
+            return self.proxy.state
+        return None
+
+    @property
+    def proxy_running(self) -> bool | None:
+        status = self.proxy_status
+        return None if status is None else status == "running"
+
+    @property
+    def proxy_row(self) -> str | None:
+        """The status row as quoted evidence: ``qcc_test_proxy Exited (1) 2 minutes ago``."""
+        if self.proxy:
+            return self.proxy.row
+        if self.proxy_state:
+            st = self.proxy_state
+            code = f" ({st.exit_code})" if st.exit_code is not None and st.status == "exited" else ""
+            return f"{st.name} {st.status}{code} (docker inspect)"
+        return None
+
+    @property
+    def exit_code(self) -> int | None:
+        if self.proxy_state and self.proxy_state.status in ("exited", "restarting", "dead") \
+                and self.proxy_state.exit_code is not None:
+            return self.proxy_state.exit_code
+        return self.proxy.exit_code if self.proxy else None
+
+    @property
+    def restart_count(self) -> int:
+        return self.proxy_state.restart_count if self.proxy_state else 0
+
+    # ---- log
+    @property
+    def fatal(self) -> LogLine | None:
+        return self.run.fatal if self.run else None
+
+    @property
+    def fatal_class(self) -> str | None:
+        return self.run.fatal_class if self.run else None
+
+    def all_lines(self) -> list[LogLine]:
+        """The log plus every grep step's lines (the greps read the whole log, not the tail)."""
+        out = list(self.log or [])
+        seen = {ln.raw for ln in out}
+        for lines in self.grep.values():
+            for ln in lines:
+                if ln.raw not in seen:
+                    seen.add(ln.raw)
+                    out.append(ln)
+        return out
+
+    def find_lines(self, pattern: str | re.Pattern[str], limit: int = 3) -> list[LogLine]:
+        """Log lines (log first, then greps) whose message matches ``pattern``."""
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+        return [ln for ln in self.all_lines() if rx.search(ln.message)][:limit]
+
+    @property
+    def logs_empty(self) -> bool:
+        """True when every log step gave no lines (whatever its status)."""
+        return not self.log and not any(self.grep.values())
+
+    # ---- schema, resources, build
+    def schema_has(self, column: str = HEALTH_COLUMN) -> bool | None:
+        """Whether table ``nodes`` has ``column``; None when the schema step gave no evidence
+        or returned no rows for ``nodes`` (table absent: a different fault)."""
+        if not self.schema_columns:
+            return None
+        return any(c.name.lower() == column.lower() for c in self.schema_columns)
+
+    @property
+    def mem_exhausted(self) -> bool | None:
+        """Host available memory near zero (< max(150 MiB, 8 %)); None without ``free`` output."""
+        m = self.memory
+        if m is None or m.available_mb is None:
+            return None
+        return m.available_mb < max(150, int(0.08 * m.total_mb))
+
+    @property
+    def expects_mysql(self) -> bool:
+        return self.ctx.has_mysql or self.mysql is not None or self.mysql_state is not None
+
+    def port_holders(self) -> list[hp.Listener]:
+        return [ln for ln in self.listeners or [] if ln.port == self.ctx.proxy_port]
+
+    def other_publishers(self) -> list[Container]:
+        """Containers publishing the proxy port that are not the proxy itself."""
+        return [c for c in self.publishers or [] if c.name != self.proxy_name]
+
+    def summary(self) -> dict[str, Any]:
+        """Notable facts for display (``Diagnosis.facts``)."""
+        run = self.run
+        out: dict[str, Any] = {
+            "proxy_container": (self.proxy.name if self.proxy else None)
+            or (self.proxy_state.name if self.proxy_state else None),
+            "proxy_status": self.proxy_row,
+            "exit_code": self.exit_code,
+            "oom_killed": self.proxy_state.oom_killed if self.proxy_state else None,
+            "restart_count": self.restart_count,
+            "started_at": self.proxy_state.started_at.isoformat()
+            if self.proxy_state and self.proxy_state.started_at else None,
+            "runs_in_log": len(self.runs),
+            "phase": run.phase if run and run.fatal else None,
+            "fatal_line": run.fatal.raw if run and run.fatal else None,
+            "line_before_fatal": run.prev_line.raw if run and run.prev_line else None,
+            "deployed_version": self.version.version if self.version else None,
+            "deployed_commit": self.version.git_commit if self.version else None,
+            "head_commit": self.commits[0].sha if self.commits else None,
+            "head_subject": self.commits[0].subject if self.commits else None,
+            "host_available_mb": self.memory.available_mb if self.memory else None,
+            "health_workers": len(self.processes.workers) if self.processes else None,
+            "health_workers_rss_mb": self.processes.workers_rss_mb if self.processes else None,
+            "disk_max_use_pct": max((d.use_pct for d in self.disks), default=None) if self.disks else None,
+            "deploy_running": bool(self.deploys) if self.deploys is not None else None,
+        }
+        if self.version and self.commits:
+            out["deployed_is_head"] = same_commit(self.version.git_commit, self.commits[0].sha)
+        if run and run.fatal and run.fatal.ts and self.proxy_state and self.proxy_state.started_at:
+            out["first_error_after_start_s"] = round(
+                (run.fatal.ts - self.proxy_state.started_at).total_seconds(), 1)
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def same_commit(a: str, b: str) -> bool:
+    """True when two (possibly abbreviated) SHAs name the same commit."""
+    a, b = a.strip().lower(), b.strip().lower()
+    return bool(a and b) and (a.startswith(b) or b.startswith(a))
+
+
+def _ts_key(ln: LogLine) -> tuple[bool, float]:
+    return ln.ts is None, ln.ts.timestamp() if ln.ts else 0.0
+
+
+def _text(step: StepResult) -> str:
+    return "\n".join(x for x in (step.output, step.stderr, step.error or "") if x)
+
+
+def collect_facts(steps: list[StepResult], ctx: AnalysisContext) -> Facts:
+    """Parse every step (by id) into :class:`Facts`. Never raises on odd output."""
+    by_id = {s.id: s for s in steps}
+    f = Facts(ctx=ctx)
+    for s in steps:
+        f.steps[s.id] = StepAvailability(status=s.status.value, error=s.error, exit_status=s.exit_status)
+        f.texts[s.id] = _text(s)
+
+    def out(step_id: str) -> str | None:
+        s = by_id.get(step_id)
+        return s.output if s is not None and s.status == StepStatus.OK else None
+
+    if (text := out("container_status")) is not None:
+        f.containers = parse_docker_ps(text)
+        f.proxy = _pick(f.containers, ctx.proxy_container, ctx.compose_project, ctx.proxy_service)
+        f.mysql = _pick(f.containers, ctx.mysql_container, ctx.compose_project, ctx.mysql_service)
+    if (text := out("container_inspect")) is not None:
+        f.inspect = parse_docker_inspect(text)
+        f.proxy_state = _pick_state(f.inspect, f.proxy, ctx.proxy_container, ctx.compose_project, ctx.proxy_service)
+        f.mysql_state = _pick_state(f.inspect, f.mysql, ctx.mysql_container, ctx.compose_project, ctx.mysql_service)
+    for step_id in GREP_STEPS:
+        if (text := out(step_id)) is not None:
+            f.grep[step_id] = parse_docker_logs(text)
+    if (text := out("proxy_logs")) is not None:
+        f.log, f.log_source = parse_docker_logs(text), "proxy_logs"
+    if not f.log and any(f.grep.values()):
+        merged = {ln.raw: ln for lines in f.grep.values() for ln in lines}
+        f.log, f.log_source = sorted(merged.values(), key=_ts_key), "grep"
+    _scan_log(f)
+    if (text := out("schema_nodes")) is not None:
+        f.schema_columns = hp.parse_schema_columns(text)
+    if (text := out("resource_usage")) is not None:
+        f.stats = parse_docker_stats(text)
+        f.proxy_stats = next((s for s in f.stats if s.name == f.proxy_name), None)
+    if (text := out("port_listeners")) is not None:
+        f.listeners = hp.parse_ss_listeners(text)
+    if (text := out("port_publishers")) is not None:
+        f.publishers = parse_docker_ps(text)
+    if (text := out("host_memory")) is not None:
+        f.memory = hp.parse_free(text)
+    if (text := out("host_disk")) is not None:
+        f.disks = hp.parse_df(text)
+    if (text := out("host_processes")) is not None:
+        f.processes = hp.parse_ps(text)
+    if (text := out("kernel_oom")) is not None:
+        f.oom = parse_kernel_oom(text)
+    if (text := out("deployed_version")) is not None:
+        f.version = hp.parse_version_json(text)
+    if (text := out("checkout_head")) is not None:
+        f.commits = hp.parse_git_log(text)
+    if (text := out("deploy_running")) is not None:
+        f.deploys = hp.parse_deploy_procs(text)
+    _docker_health(f, by_id)
+    return f
+
+
+def _pick(containers: list[Container], explicit: str | None, project: str, service: str) -> Container | None:
+    if explicit:
+        hit = next((c for c in containers if c.name == explicit), None)
+        if hit:
+            return hit
+    return resolve_container(containers, project, service)
+
+
+def _pick_state(states: list[ContainerState], row: Container | None, explicit: str | None, project: str,
+                service: str) -> ContainerState | None:
+    names = [n for n in (row.name if row else None, explicit) if n]
+    for n in names:
+        hit = next((s for s in states if s.name == n), None)
+        if hit:
+            return hit
+    for s in states:
+        if s.compose_project == project and s.compose_service == service:
+            return s
+    for cand in (f"{project}_{service}", f"{project}-{service}-1", f"{project}_{service}_1"):
+        hit = next((s for s in states if s.name == cand), None)
+        if hit:
+            return hit
+    return None
+
+
+def _scan_log(f: Facts) -> None:
+    lines = f.log or []
+    f.health = health_signals(f.all_lines())
+    if not lines:
+        return
+    runs = split_runs(lines)
+    running = f.proxy_running
+    infos = [scan_run(r, ended=(i < len(runs) - 1) or running is False) for i, r in enumerate(runs)]
+    f.runs = infos
+    f.crashed_runs = [r for r in infos if r.fatal]
+    f.run = infos[-1]
+    for i in range(len(infos) - 1, -1, -1):
+        if infos[i].fatal:
+            if not any(r.listening and not r.fatal for r in infos[i + 1:]):
+                f.run = infos[i]
+            break
+
+
+def _docker_health(f: Facts, by_id: dict[str, StepResult]) -> None:
+    for step_id in DOCKER_STEPS:
+        s = by_id.get(step_id)
+        if s is None:
+            continue
+        if s.status == StepStatus.TIMEOUT:
+            f.docker_timeouts.append(f"{step_id}: {s.error or 'timed out'}")
+        if s.status != StepStatus.OK or step_id in ("container_status", "container_inspect"):
+            for line in _text(s).split("\n"):
+                if DAEMON_RE.search(line) and "permission denied" not in line:
+                    f.docker_errors.append(f"{step_id}: {line.strip()}")
+                    break
+    for step_id, text in f.texts.items():
+        for line in text.split("\n"):
+            if NO_SPACE_RE.search(line) and step_id != "host_disk":
+                f.no_space.append(line.strip())
+    for st in f.inspect or []:
+        if NO_SPACE_RE.search(st.error):
+            f.no_space.append(f"{st.name}: {st.error}")
+    f.no_space = list(dict.fromkeys(f.no_space))[:5]

@@ -1,0 +1,165 @@
+"""Run an approved fix exactly once, with its precondition re-checked, then verify it.
+
+``FixRunner.execute(approval_id, actor=...)``:
+
+1. moves the approval ``approved -> running`` with one atomic update (a second caller,
+   in this process or another replica, gets :class:`bot.errors.ApprovalAlreadyHandled`);
+2. records a ``fix`` run (owned by this instance, so a restart marks it ``interrupted``);
+3. re-checks the precondition (:mod:`bot.preconditions`); when it no longer holds, nothing
+   runs and the approval ends ``failed`` with the reason;
+4. runs the action: SQL statements through ``SqlRunner.execute``, shell lines through
+   ``CommandRunner.run``, stopping at the first failure;
+5. re-runs ``action.verify_steps`` and the precondition check (is the problem gone?);
+6. moves the approval ``running -> succeeded|failed`` and returns a :class:`FixOutcome`
+   with the steps before (from the diagnosis) and after.
+
+Everything in the outcome is redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from pydantic import BaseModel, Field
+
+from bot.bundle import Bundle
+from bot.config import Settings
+from bot.diagnosis.redact import redact_text
+from bot.errors import ApprovalError, BotError, CommandTimeout, TransportError
+from bot.models import Action, ActionKind, CommandResult, Diagnosis, StepResult
+from bot.preconditions import Check, FixContext, check_precondition
+from bot.service import DiagnosisService
+from bot.state.models import ApprovalStatus, RunKind, RunStatus
+from bot.state.store import StateStore, new_id
+from bot.transports.base import EnvironmentTransports, TransportProvider
+
+SSH_TIMEOUT_S = 900.0  # a rollback rebuilds the image
+SQL_TIMEOUT_S = 120.0
+
+
+class FixOutcome(BaseModel):
+    """What happened when an approved fix ran (or why it did not)."""
+
+    approval_id: str
+    environment: str
+    action: Action
+    status: ApprovalStatus  # succeeded | failed | interrupted
+    ran: bool = False  # False when the precondition stopped it: nothing was executed
+    precondition: Check
+    verification: Check | None = None
+    commands: list[CommandResult] = Field(default_factory=list)
+    before: list[StepResult] = Field(default_factory=list)
+    after: list[StepResult] = Field(default_factory=list)
+    error: str | None = None
+    duration_s: float = 0.0
+
+    @property
+    def summary(self) -> str:
+        if not self.ran:
+            return f"not run: {self.precondition.detail}"
+        if self.error:
+            return f"{self.status.value}: {self.error}"
+        verified = f"; {self.verification.detail}" if self.verification else ""
+        return f"{self.status.value}{verified}"
+
+
+class FixRunner:
+    """Runs approved actions against an environment's transports."""
+
+    def __init__(self, settings: Settings, diagnosis: DiagnosisService, transports: TransportProvider,
+                 state: StateStore) -> None:
+        self.settings = settings
+        self.diagnosis = diagnosis
+        self.transports = transports
+        self.state = state
+
+    def _redact(self, text: str) -> str:
+        return redact_text(text, self.diagnosis.secrets)[0]
+
+    async def execute(self, approval_id: str, *, actor: str) -> FixOutcome:
+        """Run the approved fix ``approval_id`` once. Raises :class:`ApprovalAlreadyHandled`
+        when it is not ``approved`` any more, :class:`ApprovalError` for advice-only actions."""
+        approval = await self.state.get_approval(approval_id)
+        if approval.action.kind == ActionKind.ADVICE or not approval.action.commands:
+            raise ApprovalError("this suggestion is advice for a human; there is nothing to run")
+        run_id = new_id()
+        approval = await self.state.transition(approval_id, ApprovalStatus.APPROVED, ApprovalStatus.RUNNING,
+                                               actor=actor, fix_run_id=run_id)
+        diag_run = await self.state.get_run(approval.run_id)
+        await self.state.start_run(RunKind.FIX, approval.environment, actor=actor, run_id=run_id,
+                                   incident_id=diag_run.incident_id, channel=approval.channel,
+                                   thread_ts=approval.thread_ts)
+        start = time.monotonic()
+        try:
+            outcome = await self._run(approval.id, approval.environment, approval.action, diag_run.diagnosis(),
+                                      diag_run.bundle_json)
+        except asyncio.CancelledError:
+            await self._finish(run_id, approval_id, actor, ApprovalStatus.INTERRUPTED, "cancelled by shutdown")
+            raise
+        except BaseException as exc:
+            await self._finish(run_id, approval_id, actor, ApprovalStatus.FAILED, f"internal error: {type(exc).__name__}")
+            raise
+        outcome.duration_s = time.monotonic() - start
+        await self.state.save_steps(run_id, "before", outcome.before)
+        await self.state.save_steps(run_id, "after", outcome.after)
+        await self._finish(run_id, approval_id, actor, outcome.status, outcome.summary)
+        return outcome
+
+    async def _finish(self, run_id: str, approval_id: str, actor: str, status: ApprovalStatus, summary: str) -> None:
+        run_status = {ApprovalStatus.SUCCEEDED: RunStatus.SUCCEEDED,
+                      ApprovalStatus.INTERRUPTED: RunStatus.INTERRUPTED}.get(status, RunStatus.FAILED)
+        summary = self._redact(summary)
+        await self.state.finish_run(run_id, run_status, actor=actor, summary=summary)
+        await self.state.transition(approval_id, ApprovalStatus.RUNNING, status, actor=actor, result=summary)
+
+    async def _run(self, approval_id: str, env_name: str, action: Action, diagnosis: Diagnosis | None,
+                   bundle_json: str | None) -> FixOutcome:
+        transports = await self.transports.get(env_name)
+        ctx = FixContext(env_name=env_name, env=self.settings.environment(env_name), action=action,
+                         transports=transports, service=self.diagnosis, diagnosis=diagnosis,
+                         analysis=Bundle.model_validate_json(bundle_json).context if bundle_json else None)
+        before = [s for s in (diagnosis.steps if diagnosis else []) if s.id in action.verify_steps]
+        base = {"approval_id": approval_id, "environment": env_name, "action": action, "before": before}
+        pre = await check_precondition(ctx)
+        if not pre.holds:
+            return FixOutcome(**base, status=ApprovalStatus.FAILED, precondition=pre)
+        results = await self._commands(action, transports)
+        after = await self.diagnosis.run_checks(env_name, action.verify_steps) if action.verify_steps else []
+        post = await check_precondition(ctx)
+        failed = next((r for r in results if not r.ok), None)
+        error = None
+        if failed is not None:
+            error = f"command failed ({failed.signal or f'exit {failed.exit_status}'}): {failed.command[:200]}"
+        elif not post.fixed:
+            error = f"not verified: {post.detail}"
+        status = ApprovalStatus.FAILED if error else ApprovalStatus.SUCCEEDED
+        return FixOutcome(**base, status=status, ran=True, precondition=pre, verification=post, commands=results,
+                          after=after, error=error and self._redact(error))
+
+    async def _commands(self, action: Action, transports: EnvironmentTransports) -> list[CommandResult]:
+        results: list[CommandResult] = []
+        timeout = float(action.params.get("timeout_s") or (SQL_TIMEOUT_S if action.kind == ActionKind.SQL
+                                                             else SSH_TIMEOUT_S))
+        for command in action.commands:
+            start = time.monotonic()
+            try:
+                if action.kind == ActionKind.SQL:
+                    if transports.sql is None:
+                        raise TransportError("no MySQL configured for this environment")
+                    rows = await transports.sql.execute(command, None, timeout_s=timeout)
+                    res = CommandResult(command=command, exit_status=0, stdout=f"{rows} row(s) affected")
+                else:
+                    res = await transports.shell.run(command, timeout_s=timeout)
+            except CommandTimeout as exc:
+                res = CommandResult(command=command, exit_status=None, signal="timeout", stderr=str(exc))
+            except BotError as exc:
+                res = CommandResult(command=command, exit_status=1, stderr=str(exc))
+            res = res.model_copy(update={"stdout": self._redact(res.stdout[-20000:]),
+                                         "stderr": self._redact(res.stderr[-20000:]),
+                                         "command": self._redact(res.command),
+                                         "duration_s": res.duration_s or time.monotonic() - start})
+            results.append(res)
+            if not res.ok:
+                break
+        return results

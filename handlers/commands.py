@@ -1,0 +1,67 @@
+"""The ``/qcc`` slash command: ack first, parse, route to one flow in the task registry.
+
+Parsing and channel/environment checks are pure and answered in the ``ack()`` itself (an
+ephemeral response): usage, help, refusals in channels where ``/qcc`` is not enabled,
+unknown environments. Everything that touches a host, the database or Slack runs after
+``ack()``, in the listener's task adopted by the task registry (drained on shutdown); its
+errors reach the one ``@app.error`` (ephemeral to the requester).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.errors import UserError
+from handlers import blocks
+from handlers.diagnose import run_diagnosis
+from handlers.errors import describe
+from handlers.info import escalate, show_audit, show_logs, show_status
+from handlers.parsing import QccCommand, SlashRequest, check_channel, parse_command, resolve_environment
+from handlers.runtime import Runtime
+
+
+def plan(rt: Runtime, req: SlashRequest) -> tuple[QccCommand, str | None]:
+    """Parse and check a request without I/O. Raises :class:`UserError` subclasses."""
+    check_channel(rt.settings, req.channel)
+    cmd = parse_command(req.text)
+    if cmd.sub == "audit":
+        return cmd, None
+    if cmd.sub == "help":
+        return cmd, cmd.env if cmd.env and cmd.env in rt.settings.environments else None
+    return cmd, resolve_environment(rt.settings, req.channel, cmd.env)
+
+
+def flow(rt: Runtime, req: SlashRequest, cmd: QccCommand, env: str | None) -> Coroutine[Any, Any, None]:
+    """The background coroutine for a command that needs I/O."""
+    if cmd.sub == "diagnose":
+        return run_diagnosis(rt, req, env or "")
+    if cmd.sub == "status":
+        return show_status(rt, req, env or "")
+    if cmd.sub == "logs":
+        return show_logs(rt, req, env or "", cmd.n)
+    if cmd.sub == "escalate":
+        return escalate(rt, req, env or "")
+    return show_audit(rt, req, cmd.n)
+
+
+def register(app: AsyncApp, rt: Runtime) -> None:
+    """Install the ``/qcc`` listener."""
+
+    @app.command("/qcc")
+    async def on_qcc(ack: Any, command: dict[str, Any]) -> None:
+        rt.tasks.adopt()
+        req = SlashRequest.from_payload(command)
+        try:
+            cmd, env = plan(rt, req)
+        except UserError as exc:
+            await ack(**describe(exc)[0].ack_kwargs())
+            return
+        if cmd.sub == "help":
+            await ack(**blocks.help_text(rt.settings, env).ack_kwargs())
+            return
+        await ack()
+        await rt.state.audit(req.user, f"command_{cmd.sub}", environment=env, detail=req.text[:200])
+        await flow(rt, req, cmd, env)  # errors go to the one @app.error (ephemeral to the requester)

@@ -1,0 +1,119 @@
+"""``/qcc diagnose``: parent message, one live progress message in the thread, then the report.
+
+Runs in the background task registry after ``ack()``. The progress message is updated as
+steps start and finish (queued → running → ok/failed/timeout with duration); updates are
+coalesced so at most one ``chat.update`` is in flight and they are spaced by
+``Runtime.progress_interval_s``. The diagnosis, its bundle, its step results and one
+proposal per runnable fix are stored before the report (whose Fix buttons carry the
+proposal ids) is posted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.errors import BotError, SlackError
+from bot.models import ActionKind, StepResult, StepStatus
+from bot.state.models import RunKind, RunStatus
+from handlers import blocks
+from handlers.parsing import SlashRequest
+from handlers.runtime import Runtime
+
+log = logging.getLogger("qcc.slack")
+
+
+class ProgressTracker:
+    """The state of every runbook step for the progress message."""
+
+    def __init__(self, steps: list[tuple[str, str]]) -> None:
+        self.rows: dict[str, list] = {sid: [sid, title, "queued", None, None] for sid, title in steps}
+
+    def record(self, step: StepResult) -> None:
+        row = self.rows.setdefault(step.id, [step.id, step.title, "queued", None, None])
+        if step.status == StepStatus.SKIPPED and step.error == "running":
+            row[2] = "running"
+        else:
+            row[2], row[3], row[4] = step.status.value, step.duration_s, step.error
+
+    def view(self) -> list[tuple[str, str, str, float | None, str | None]]:
+        return [tuple(r) for r in self.rows.values()]  # type: ignore[misc]
+
+
+class Coalescer:
+    """Runs ``fn`` after pokes, never two at once; pokes during a run cause one more run."""
+
+    def __init__(self, fn: Callable[[], Awaitable[None]], interval_s: float) -> None:
+        self.fn = fn
+        self.interval_s = interval_s
+        self.dirty = False
+        self.task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        self.dirty = True
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while self.dirty:
+            self.dirty = False
+            try:
+                await self.fn()
+            except SlackError as exc:  # a missed progress update must not break the diagnosis
+                log.warning("progress update failed: %s", exc)
+            if self.dirty:
+                await asyncio.sleep(self.interval_s)
+
+    async def close(self) -> None:
+        """Wait for an update in flight; the caller posts the final state itself."""
+        self.dirty = False
+        if self.task is not None:
+            await self.task
+
+
+async def run_diagnosis(rt: Runtime, req: SlashRequest, env: str) -> None:
+    """The whole diagnose flow for ``env`` requested by ``req.user`` in ``req.channel``."""
+    state, out = rt.state, rt.out
+    parent_ts = await out.post(req.channel, blocks.diagnose_started(env, req.user))
+    incident = await state.create_incident(env, req.channel, parent_ts, req.user)
+    run = await state.start_run(RunKind.DIAGNOSIS, env, actor=req.user, incident_id=incident.id,
+                                channel=req.channel, thread_ts=parent_ts)
+    tracker = ProgressTracker([(s.id, s.title) for s in rt.services.runbook.steps])
+    progress_ts = await out.post(req.channel, blocks.progress(env, tracker.view()), thread_ts=parent_ts)
+
+    async def push() -> None:
+        await out.update(req.channel, progress_ts, blocks.progress(env, tracker.view()))
+
+    updates = Coalescer(push, rt.progress_interval_s)
+
+    async def on_progress(step: StepResult) -> None:
+        tracker.record(step)
+        updates.poke()
+
+    try:
+        result = await rt.services.diagnosis.diagnose(env, on_progress=on_progress)
+    except BaseException as exc:
+        await updates.close()
+        await state.finish_run(run.id, RunStatus.FAILED, actor=req.user, summary=type(exc).__name__)
+        if isinstance(exc, BotError):
+            await out.update(req.channel, parent_ts, blocks.diagnose_failed(env, str(exc)))
+        raise
+    diagnosis = result.diagnosis
+    await updates.close()
+    for step in diagnosis.steps:
+        tracker.record(step)
+    await out.update(req.channel, progress_ts, blocks.progress(env, tracker.view(), done=True))
+    await state.save_steps(run.id, "diagnosis", diagnosis.steps)
+    fixes = []
+    for action in diagnosis.actions:
+        if action.kind != ActionKind.ADVICE and action.commands:
+            proposal = await state.create_proposal(run.id, env, action)
+            fixes.append((proposal.id, action))
+    top = diagnosis.top_cause
+    await state.finish_run(run.id, RunStatus.SUCCEEDED, actor=req.user,
+                           summary=f"{top.id} {top.confidence:.2f}" if top else "no cause",
+                           diagnosis_json=diagnosis.model_dump_json(), bundle_json=result.bundle.model_dump_json())
+    await out.post(req.channel, blocks.report(diagnosis, fixes, run_id=run.id), thread_ts=parent_ts)
+    await out.update(req.channel, parent_ts, blocks.diagnose_finished(
+        env, req.user, top.title if top else None, top.confidence if top else None, diagnosis.duration_s))

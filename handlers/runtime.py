@@ -1,0 +1,48 @@
+"""What Slack handlers share: the core :class:`~bot.app.Services` plus the Slack-side pieces.
+
+Built once by :func:`handlers.server.build_runtime` and passed to every ``register(app, rt)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.app import Services
+from bot.config import Settings
+from bot.escalation import EscalationCollector
+from bot.fixes import FixRunner
+from bot.state.store import StateStore
+from handlers.slackio import SlackOut
+from handlers.tasks import TaskRegistry
+
+
+@dataclass
+class Runtime:
+    """Services (diagnosis, state, fixes) + Slack output + the background task registry.
+
+    ``progress_interval_s`` is the minimum time between two updates of a progress message
+    (Slack's chat.update is rate limited); updates in between are coalesced.
+    """
+
+    services: Services
+    out: SlackOut
+    tasks: TaskRegistry
+    escalation: EscalationCollector
+    progress_interval_s: float = 1.0
+    drain_timeout_s: float = 60.0
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def state(self) -> StateStore:
+        if self.services.state is None:
+            raise RuntimeError("the Slack bot needs the state store (lifespan(with_state=True))")
+        return self.services.state
+
+    @property
+    def fixes(self) -> FixRunner:
+        if self.services.fixes is None:
+            raise RuntimeError("the Slack bot needs the fix runner (lifespan(with_state=True))")
+        return self.services.fixes

@@ -1,0 +1,94 @@
+"""Every call the bot makes to Slack's Web API, in one place, with redaction on the way out.
+
+:class:`SlackOut` posts, updates, sends ephemerals and uploads files. Before anything
+leaves, every string of the payload (text, blocks, file contents, titles) goes through
+:func:`bot.diagnosis.redact.redact_text` with the configured secrets, so no configured
+secret can reach Slack whatever a renderer or a log line contains. Slack API failures
+(after the client's retry handlers) become :class:`bot.errors.SlackError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.diagnosis.redact import redact_text
+from bot.errors import SlackError
+from handlers.blockkit import FileOut, Message
+
+T = TypeVar("T")
+
+
+class SlackOut:
+    """The bot's outgoing Slack calls (one :class:`AsyncWebClient`)."""
+
+    def __init__(self, client: AsyncWebClient, secrets: list[str]) -> None:
+        self.client = client
+        self.secrets = secrets
+
+    def scrub(self, value: Any) -> Any:
+        """``value`` with every string redacted (dicts and lists walked)."""
+        if isinstance(value, str):
+            return redact_text(value, self.secrets)[0]
+        if isinstance(value, dict):
+            return {k: self.scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.scrub(v) for v in value]
+        return value
+
+    def _payload(self, msg: Message) -> dict[str, Any]:
+        return {"text": self.scrub(msg.text), "blocks": self.scrub([b.to_dict() for b in msg.blocks])}
+
+    async def _call(self, method: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            raise SlackError(f"Slack {method} failed: {error or 'error'}", host="slack", detail=error) from exc
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            raise SlackError(f"Slack {method} failed: {type(exc).__name__}", host="slack") from exc
+
+    async def post(self, channel: str, msg: Message, *, thread_ts: str | None = None) -> str:
+        """Post ``msg`` (then its files, in the same thread); returns the message ts."""
+        resp = await self._call("chat.postMessage", self.client.chat_postMessage(
+            channel=channel, thread_ts=thread_ts, unfurl_links=False, unfurl_media=False, **self._payload(msg)))
+        ts = str(resp["ts"])
+        if msg.files:
+            await self.upload(channel, thread_ts or ts, msg.files)
+        return ts
+
+    async def update(self, channel: str, ts: str, msg: Message) -> None:
+        """Replace the message ``ts`` (files of ``msg`` are posted in its thread)."""
+        await self._call("chat.update", self.client.chat_update(channel=channel, ts=ts, **self._payload(msg)))
+        if msg.files:
+            await self.upload(channel, ts, msg.files)
+
+    async def ephemeral(self, channel: str, user: str, msg: Message, *, thread_ts: str | None = None) -> None:
+        await self._call("chat.postEphemeral", self.client.chat_postEphemeral(
+            channel=channel, user=user, thread_ts=thread_ts, **self._payload(msg)))
+
+    async def upload(self, channel: str, thread_ts: str | None, files: list[FileOut],
+                     comment: str | None = None) -> None:
+        """Upload files into a thread with ``files_upload_v2`` (contents redacted; paths are
+        expected to hold already-redacted data, e.g. the escalation archive)."""
+        uploads: list[dict[str, Any]] = []
+        for f in files:
+            item: dict[str, Any] = {"filename": f.name, "title": self.scrub(f.title or f.name)}
+            if f.path is not None:
+                item["file"] = str(Path(f.path))
+            else:
+                item["content"] = self.scrub(f.content or "")
+            uploads.append(item)
+        await self._call("files_upload_v2", self.client.files_upload_v2(
+            file_uploads=uploads, channel=channel, thread_ts=thread_ts,
+            initial_comment=self.scrub(comment) if comment else None))
+
+    async def usergroup_members(self, usergroup: str) -> set[str]:
+        """User ids of a user group (``usergroups.users.list``). Raises :class:`SlackError`."""
+        resp = await self._call("usergroups.users.list", self.client.usergroups_users_list(usergroup=usergroup))
+        return {str(u) for u in (resp.get("users") or [])}

@@ -1,0 +1,91 @@
+"""The background task registry: every piece of work that outlives a Slack ``ack()``.
+
+Nothing is fire-and-forget. A listener ``adopt()``s the task bolt runs it in (its work after
+``ack()`` continues there, and its errors reach the one ``@app.error``); longer work is
+``spawn()``ed with an ``on_error`` hook that reports where the user will see it.
+:meth:`TaskRegistry.drain` waits for all of it on shutdown, then cancels what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ErrorHook = Callable[[BaseException], Awaitable[None]]
+
+
+class RegistryClosed(RuntimeError):
+    """Raised by :meth:`TaskRegistry.spawn` after :meth:`TaskRegistry.drain` started."""
+
+
+class TaskRegistry:
+    """Tracks background tasks; ``drain()`` before the event loop ends."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str, on_error: ErrorHook | None = None) -> asyncio.Task[Any]:
+        """Start ``coro`` as a tracked task. Raises :class:`RegistryClosed` while shutting down."""
+        if self._closed:
+            coro.close()
+            raise RegistryClosed("the bot is shutting down")
+        task = asyncio.create_task(self._guard(coro, on_error), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def adopt(self) -> None:
+        """Track the *current* task (a bolt listener finishing its work after ``ack()``), so that
+        tests can wait for it and shutdown drains it. Raises :class:`RegistryClosed` while
+        shutting down."""
+        if self._closed:
+            raise RegistryClosed("the bot is shutting down; try again in a minute")
+        task = asyncio.current_task()
+        if task is not None and task not in self._tasks:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _guard(coro: Coroutine[Any, Any, Any], on_error: ErrorHook | None) -> Any:
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # reported to the user by the hook, and logged
+            if on_error is None:
+                log.exception("background task failed")
+                return None
+            try:
+                await on_error(exc)
+            except Exception:  # the reporter itself failed (Slack down): keep the original in the log
+                log.exception("background task failed and its error could not be reported", exc_info=exc)
+            return None
+
+    async def wait_idle(self, timeout_s: float | None = None) -> None:
+        """Wait until no task is running (tasks spawned meanwhile are waited for too)."""
+        async with asyncio.timeout(timeout_s):
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def drain(self, timeout_s: float = 30.0) -> int:
+        """Stop accepting work, wait up to ``timeout_s`` for running tasks, cancel the rest.
+
+        Returns the number of tasks that had to be cancelled.
+        """
+        self._closed = True
+        if not self._tasks:
+            return 0
+        _, pending = await asyncio.wait(list(self._tasks), timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        return len(pending)

@@ -1,0 +1,119 @@
+"""Docker parsers read captured `docker ps` / `docker inspect` / `docker stats` output, quirks included."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.diagnosis.parsers import (
+    PARSERS,
+    Container,
+    parse_docker_inspect,
+    parse_docker_ps,
+    parse_docker_stats,
+    parse_size,
+    resolve_container,
+)
+from bot.runbook.loader import load_runbook
+from tests.diagnosis.quirks import DOCUMENT_QUIRKS, QUIRKS, fixture
+
+
+@pytest.mark.parametrize("quirk", QUIRKS)
+def test_docker_ps_labels_any_quirk(quirk: str) -> None:
+    """`docker ps --format '{{json .}}'` rows parse identically with ANSI, CRLF, junk and U+FFFD lines."""
+    rows = parse_docker_ps(QUIRKS[quirk](fixture("docker_ps_labels.jsonl")))
+    assert [(c.name, c.state, c.exit_code) for c in rows] == [("qcc_test_proxy", "exited", 1),
+                                                            ("qcc_test_mysql", "running", None)]
+    assert rows[0].compose_project == "qcc_test" and rows[0].compose_service == "proxy"
+    assert rows[0].row == "qcc_test_proxy Exited (1) 2 minutes ago"
+
+
+@pytest.mark.parametrize("quirk", QUIRKS)
+def test_docker_ps_seed_names_without_state(quirk: str) -> None:
+    """Older Docker omits State: it is derived from Status; seed names `qcc_test-proxy-1` resolve."""
+    rows = parse_docker_ps(QUIRKS[quirk](fixture("docker_ps_seed_names.jsonl")))
+    assert [c.state for c in rows] == ["running", "running"]
+    assert resolve_container(rows, "qcc_test", "proxy").name == "qcc_test-proxy-1"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("names", "expected"), [
+    (["qcc_test_proxy", "qcc_test_mysql"], "qcc_test_proxy"),  # current fixed names
+    (["qcc_test-proxy-1", "qcc_test-mysql-1"], "qcc_test-proxy-1"),  # compose v2 default
+    (["qcc_test_proxy_1"], "qcc_test_proxy_1"),  # compose v1 default
+    (["other"], None),
+])
+def test_resolve_container_by_name_without_labels(names: list[str], expected: str | None) -> None:
+    """Without compose labels the fixed name wins, then compose's default names."""
+    found = resolve_container([Container(name=n) for n in names], "qcc_test", "proxy")
+    assert (found.name if found else None) == expected
+
+
+def test_resolve_container_prefers_labels() -> None:
+    """A container labelled project=qcc_test service=proxy wins whatever its name."""
+    cs = [Container(name="qcc_test_proxy"),
+          Container(name="renamed", labels={"com.docker.compose.project": "qcc_test",
+                                            "com.docker.compose.service": "proxy"})]
+    assert resolve_container(cs, "qcc_test", "proxy").name == "renamed"  # type: ignore[union-attr]
+
+
+def test_docker_ps_labels_as_object_and_multiple_names() -> None:
+    """Labels given as an object and `Names` with several names are accepted."""
+    rows = parse_docker_ps('{"Names":"/a,/b","Status":"Restarting (2) 5 seconds ago",'
+                           '"Labels":{"com.docker.compose.project":"p"}}')
+    assert rows[0].name == "a" and rows[0].state == "restarting" and rows[0].exit_code == 2
+    assert rows[0].compose_project == "p"
+
+
+@pytest.mark.parametrize("quirk", DOCUMENT_QUIRKS)
+def test_docker_inspect_exited(quirk: str) -> None:
+    """`docker inspect` JSON array: exit code, timestamps (RFC3339Nano), labels, DSN presence (not value)."""
+    states = parse_docker_inspect(DOCUMENT_QUIRKS[quirk](fixture("docker_inspect_exited.json")))
+    proxy, mysql = states
+    assert (proxy.name, proxy.status, proxy.exit_code, proxy.running) == ("qcc_test_proxy", "exited", 1, False)
+    assert proxy.started_at is not None and proxy.finished_at is not None
+    assert proxy.finished_at > proxy.started_at
+    assert proxy.compose_service == "proxy" and proxy.dsn_configured is True
+    assert "S3cr3t" not in proxy.model_dump_json()
+    assert mysql.running and mysql.pid == 1822 and mysql.exit_code == 0
+
+
+def test_docker_inspect_oom_and_created() -> None:
+    """OOMKilled, memory limit, restart count; a never-started container has no exit code and keeps Error."""
+    (oom,) = parse_docker_inspect(fixture("docker_inspect_oom.json"))
+    assert oom.oom_killed and oom.memory_limit == 512 * 1024 * 1024 and oom.exit_code == 137
+    assert oom.restart_count == 3 and oom.restart_policy == "on-failure"
+    (created,) = parse_docker_inspect(fixture("docker_inspect_created.json"))
+    assert created.status == "created" and created.exit_code is None and created.started_at is None
+    assert "port is already allocated" in created.error
+
+
+@pytest.mark.parametrize("text", ["", "[]", "Error: No such object: abc", "[{]", "{\"Name\": 1}", "null",
+                                  "Error: No such object\n[]", "\ufffd\ufffd"])
+def test_docker_inspect_never_raises(text: str) -> None:
+    """Empty, error and malformed output gives an empty list, never an exception."""
+    assert parse_docker_inspect(text) == []
+
+
+@pytest.mark.parametrize("quirk", QUIRKS)
+def test_docker_stats_percent_and_dashes(quirk: str) -> None:
+    """CPUPerc "199.50%", MemUsage "1.9GiB / 1.94GiB"; `--` of stopped containers become None."""
+    rows = {s.name: s for s in parse_docker_stats(QUIRKS[quirk](fixture("docker_stats.jsonl")))}
+    proxy = rows["qcc_test_proxy"]
+    assert proxy.cpu_pct == 199.5 and proxy.mem_pct == 97.94 and proxy.pids == 61
+    assert proxy.mem_usage == round(1.9 * 1024**3) and proxy.mem_limit == round(1.94 * 1024**3)
+    stopped = rows["qcc_prod_proxy"]
+    assert (stopped.cpu_pct, stopped.mem_usage, stopped.mem_limit, stopped.mem_pct, stopped.pids) == (None,) * 5
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1.9GiB", round(1.9 * 1024**3)), ("402.1MiB", round(402.1 * 1024**2)),
+                                                 ("8.19kB", 8190), ("0B", 0), ("--", None), ("", None), ("12XB", None)])
+def test_parse_size(value: str, expected: int | None) -> None:
+    """Docker's binary and decimal size units."""
+    assert parse_size(value) == expected
+
+
+def test_every_runbook_parser_is_registered() -> None:
+    """Every `parser:` the packaged runbook names exists and survives junk input."""
+    runbook = load_runbook()
+    for step in runbook.steps:
+        assert step.parser in PARSERS, step.parser
+        PARSERS[step.parser]("\x1b[31m\ufffd junk\r\n{not json\n--\n")
