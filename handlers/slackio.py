@@ -48,7 +48,8 @@ class SlackOut:
         try:
             return await call
         except SlackApiError as exc:
-            error = exc.response.get("error") if exc.response is not None else None
+            data = exc.response.data if exc.response is not None else None
+            error = data.get("error") if isinstance(data, dict) else f"HTTP {exc.response.status_code}"
             raise SlackError(f"Slack {method} failed: {error or 'error'}", host="slack", detail=error) from exc
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             raise SlackError(f"Slack {method} failed: {type(exc).__name__}", host="slack") from exc

@@ -72,7 +72,8 @@ class FakeSlackAPI:
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> FakeSlackAPI:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.add_routes([web.post("/api/{method}", self._api), web.post("/upload/{file_id}", self._upload)])
+        app.add_routes([web.post("/api/{method}", self._api), web.get("/api/{method}", self._api),
+                        web.post("/upload/{file_id}", self._upload)])
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
