@@ -49,6 +49,7 @@ class Manifest(BaseModel):
     context: AnalysisContext
     started_at: datetime
     duration_s: float
+    redacted_lines: int = 0
     steps: list[BundleStep]
 
 
@@ -60,6 +61,7 @@ class Bundle(BaseModel):
     started_at: datetime
     duration_s: float
     steps: list[StepResult]
+    redacted_lines: int = 0  # lines redacted from the raw outputs before they were saved
 
 
 def save_bundle(directory: str | Path, bundle: Bundle) -> Path:
@@ -84,7 +86,7 @@ def save_bundle(directory: str | Path, bundle: Bundle) -> Path:
                                       error=s.error, exit_status=s.exit_status, command=s.command,
                                       output_file=out_name, stderr_file=err_name))
         manifest = Manifest(runbook=bundle.runbook, context=bundle.context, started_at=bundle.started_at,
-                            duration_s=bundle.duration_s, steps=entries)
+                            duration_s=bundle.duration_s, redacted_lines=bundle.redacted_lines, steps=entries)
         (root / "manifest.json").write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
     except OSError as exc:
         raise BundleError(f"cannot write bundle to {root}: {exc.strerror}") from None
@@ -134,4 +136,4 @@ def load_bundle(directory: str | Path) -> Bundle:
         for e in manifest.steps
     ]
     return Bundle(runbook=manifest.runbook, context=manifest.context, started_at=manifest.started_at,
-                  duration_s=manifest.duration_s, steps=steps)
+                  duration_s=manifest.duration_s, steps=steps, redacted_lines=manifest.redacted_lines)

@@ -111,6 +111,9 @@ def _analyze(args: argparse.Namespace, out: TextIO) -> int:
     bundle = load_bundle(args.bundle)
     diagnosis = analyze(bundle.steps, bundle.context, started_at=bundle.started_at,
                         duration_s=bundle.duration_s)
+    # The saved outputs were redacted at capture; keep the count the live report showed.
+    diagnosis = diagnosis.model_copy(
+        update={"redacted_lines": max(diagnosis.redacted_lines, bundle.redacted_lines)})
     _print_report(diagnosis, args.format, out)
     return 0
 

@@ -20,6 +20,7 @@ from bot.bundle import Bundle
 from bot.config import EnvironmentConfig, Settings, known_secrets
 from bot.diagnosis.context import AnalysisContext
 from bot.diagnosis.engine import analyze
+from bot.diagnosis.logsummary import summarize_logs
 from bot.diagnosis.parsers import Container, parse_docker_ps
 from bot.diagnosis.redact import redact_text
 from bot.models import Diagnosis, LogSummary, StepResult, StepStatus
@@ -56,6 +57,10 @@ class DiagnosisService:
 
     async def _run(self, env_name: str, *, on_progress: ProgressCallback | None = None,
                    only: set[str] | None = None) -> tuple[EnvironmentConfig, list[StepResult], dict[str, str]]:
+        """Run steps; returns the environment, the RAW step results and resolved names.
+
+        Progress callbacks only ever see redacted results.
+        """
         env = self.settings.environment(env_name)
         transports = await self.transports.get(env_name)
 
@@ -64,7 +69,7 @@ class DiagnosisService:
                 await on_progress(self.redact_step(result))
 
         steps, names = await self.executor.run(env_name, env, transports, on_progress=progress, only=only)
-        return env, [self.redact_step(s) for s in steps], names
+        return env, steps, names
 
     async def diagnose(self, env_name: str, *, on_progress: ProgressCallback | None = None) -> DiagnosisRun:
         """Run every step concurrently and analyze the results.
@@ -78,20 +83,21 @@ class DiagnosisService:
         env, steps, names = await self._run(env_name, on_progress=on_progress)
         duration = time.monotonic() - t0
         ctx = AnalysisContext.from_config(env_name, env, captured_at=started, resolved=names)
-        diagnosis = analyze(steps, ctx, started_at=started, duration_s=duration)
+        diagnosis = analyze(steps, ctx, started_at=started, duration_s=duration, extra_secrets=self.secrets)
+        # The bundle keeps the redacted outputs (diagnosis.steps) and how many lines that took.
         bundle = Bundle(runbook=self.runbook.name, context=ctx, started_at=started, duration_s=duration,
-                        steps=steps)
+                        steps=diagnosis.steps, redacted_lines=diagnosis.redacted_lines)
         return DiagnosisRun(diagnosis=diagnosis, bundle=bundle)
 
     async def run_checks(self, env_name: str, step_ids: list[str]) -> list[StepResult]:
         """Re-run only ``step_ids`` (unknown ids are ignored); results in runbook order."""
         _, steps, _ = await self._run(env_name, only=set(step_ids))
-        return steps
+        return [self.redact_step(s) for s in steps]
 
     async def status(self, env_name: str) -> tuple[StepResult, list[Container]]:
         """Container states of the environment's compose project (the fast check)."""
         _, steps, _ = await self._run(env_name, only={"container_status"})
-        step = steps[0]
+        step = self.redact_step(steps[0])
         return step, parse_docker_ps(step.output) if step.status == StepStatus.OK else []
 
     async def logs(self, env_name: str) -> tuple[StepResult, LogSummary | None]:
@@ -99,7 +105,5 @@ class DiagnosisService:
         _, steps, _ = await self._run(env_name, only={"proxy_logs"})
         step = steps[0]
         if step.status != StepStatus.OK:
-            return step, None
-        from bot.diagnosis.logsummary import summarize_logs
-
-        return step, summarize_logs(step.output)
+            return self.redact_step(step), None
+        return self.redact_step(step), summarize_logs(step.output, extra_secrets=self.secrets)

@@ -16,7 +16,7 @@ import pytest
 
 from bot.config import Settings, load_settings
 from bot.transports.base import EnvironmentTransports
-from bot.transports.fake import FakeSqlRunner, FakeTransportProvider
+from bot.transports.fake import FakeTransportProvider
 from handlers.runtime import Runtime
 from handlers.server import running_bot, start_http
 from tests.fakes.slack_api import FakeSlackAPI
@@ -27,7 +27,6 @@ from tests.slack.scenario import (
     MYSQL_PASSWORD,
     SECRETS,
     SIGNING_SECRET,
-    StatefulRunner,
     migration_failed,
 )
 
@@ -105,7 +104,7 @@ async def start_bot(fake_slack: FakeSlackAPI, tmp_path: Any, mysql_password: str
                 shell, sql = migration_failed()
             transports = FakeTransportProvider({
                 "test": EnvironmentTransports("test", shell, sql),
-                "prod": EnvironmentTransports("prod", StatefulRunner(), FakeSqlRunner()),
+                "prod": EnvironmentTransports("prod", *migration_failed()),
             })
         bot = await stack.enter_async_context(running_bot(
             settings, http=True, transports=transports, progress_interval_s=0.0,
