@@ -7,7 +7,8 @@
   posts before/after in the thread. Every other click gets an ephemeral reason.
 * Reject (``qcc_reject``): ``pending -> rejected`` by an approver or the requester.
 
-Listeners ``ack()`` first; errors raise into the one ``@app.error`` handler.
+Listeners ``ack()`` first and hand the work to the task registry; a refusal is reported
+ephemerally to the clicker (:func:`handlers.errors.report`), a failed fix in the thread.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from bot.errors import ApprovalExpired, NotAuthorized
 from bot.state.models import ApprovalStatus
 from bot.state.records import Approval
 from handlers import blocks
-from handlers.errors import Target, report
+from handlers.errors import Target, reporter
 from handlers.parsing import ActionRequest
 from handlers.policy import check_may_approve, check_may_reject
 from handlers.runtime import Runtime
@@ -79,25 +80,29 @@ def register(app: AsyncApp, rt: Runtime) -> None:
 
     @app.action(re.compile(r"^qcc_fix_\d+$"))
     async def on_fix(ack: Any, body: dict[str, Any]) -> None:
-        rt.tasks.adopt()
         await ack()
-        await request_fix(rt, ActionRequest.from_body(body))
+        req = ActionRequest.from_body(body)
+        rt.tasks.spawn(request_fix(rt, req), name="fix-request", on_error=reporter(rt, _clicker(req)))
 
     @app.action("qcc_approve")
     async def on_approve(ack: Any, body: dict[str, Any]) -> None:
-        rt.tasks.adopt()
         await ack()
         req = ActionRequest.from_body(body)
-        approval = await decide(rt, req, approve=True)
-        target = Target(channel=approval.channel, thread_ts=approval.thread_ts, in_thread=True)
-
-        async def on_error(exc: BaseException) -> None:
-            await report(rt, exc, target)
-
-        rt.tasks.spawn(run_fix(rt, approval, req.user), name=f"fix-{approval.id[:8]}", on_error=on_error)
+        rt.tasks.spawn(approve(rt, req), name="approve", on_error=reporter(rt, _clicker(req)))
 
     @app.action("qcc_reject")
     async def on_reject(ack: Any, body: dict[str, Any]) -> None:
-        rt.tasks.adopt()
         await ack()
-        await decide(rt, ActionRequest.from_body(body), approve=False)
+        req = ActionRequest.from_body(body)
+        rt.tasks.spawn(decide(rt, req, approve=False), name="reject", on_error=reporter(rt, _clicker(req)))
+
+
+def _clicker(req: ActionRequest) -> Target:
+    return Target(channel=req.channel, user=req.user, thread_ts=req.thread_ts)
+
+
+async def approve(rt: Runtime, req: ActionRequest) -> None:
+    """Decide (refusals raise to the clicker), then run the fix as its own task reporting in the thread."""
+    approval = await decide(rt, req, approve=True)
+    target = Target(channel=approval.channel, thread_ts=approval.thread_ts, in_thread=True)
+    rt.tasks.spawn(run_fix(rt, approval, req.user), name=f"fix-{approval.id[:8]}", on_error=reporter(rt, target))

@@ -3,8 +3,8 @@
 Parsing and channel/environment checks are pure and answered in the ``ack()`` itself (an
 ephemeral response): usage, help, refusals in channels where ``/qcc`` is not enabled,
 unknown environments. Everything that touches a host, the database or Slack runs after
-``ack()``, in the listener's task adopted by the task registry (drained on shutdown); its
-errors reach the one ``@app.error`` (ephemeral to the requester).
+``ack()`` in the background task registry (drained on shutdown); its errors are reported
+ephemerally to the requester by :func:`handlers.errors.report`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.errors import UserError
 from handlers import blocks
 from handlers.diagnose import run_diagnosis
-from handlers.errors import describe
+from handlers.errors import Target, describe, reporter
 from handlers.info import escalate, show_audit, show_logs, show_status
 from handlers.parsing import QccCommand, SlashRequest, check_channel, parse_command, resolve_environment
 from handlers.runtime import Runtime
@@ -52,7 +52,6 @@ def register(app: AsyncApp, rt: Runtime) -> None:
 
     @app.command("/qcc")
     async def on_qcc(ack: Any, command: dict[str, Any]) -> None:
-        rt.tasks.adopt()
         req = SlashRequest.from_payload(command)
         try:
             cmd, env = plan(rt, req)
@@ -63,5 +62,11 @@ def register(app: AsyncApp, rt: Runtime) -> None:
             await ack(**blocks.help_text(rt.settings, env).ack_kwargs())
             return
         await ack()
-        await rt.state.audit(req.user, f"command_{cmd.sub}", environment=env, detail=req.text[:200])
-        await flow(rt, req, cmd, env)  # errors go to the one @app.error (ephemeral to the requester)
+        rt.tasks.spawn(run(rt, req, cmd, env), name=f"qcc-{cmd.sub}",
+                       on_error=reporter(rt, Target(channel=req.channel, user=req.user)))
+
+
+async def run(rt: Runtime, req: SlashRequest, cmd: QccCommand, env: str | None) -> None:
+    """Audit the command, then run its flow."""
+    await rt.state.audit(req.user, f"command_{cmd.sub}", environment=env, detail=req.text[:200])
+    await flow(rt, req, cmd, env)

@@ -1,8 +1,9 @@
 """The one error handler: known errors become a short ephemeral, unknown ones a correlation id.
 
-``register(app, rt)`` installs the single ``@app.error``. Background work spawned after
-``ack()`` reports through the same :func:`report` (so a failed diagnosis says so in its
-thread). Listeners never swallow exceptions: they raise, and land here.
+``register(app, rt)`` installs the single ``@app.error`` (errors raised by a listener before
+its work is handed off). The work after ``ack()`` runs in the task registry, whose failures
+go through the same :func:`report` via :func:`reporter` — ephemeral to the user who asked,
+or visibly in the thread for a fix. Nothing swallows an exception silently.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +77,15 @@ async def report(rt: Runtime, exc: BaseException, target: Target) -> None:
             await rt.out.ephemeral(target.channel, target.user, msg, thread_ts=target.thread_ts)
     except SlackError as slack_exc:
         log.error("could not report an error to Slack: %s (original: %s)", slack_exc, type(exc).__name__)
+
+
+def reporter(rt: Runtime, target: Target) -> Callable[[BaseException], Awaitable[None]]:
+    """An ``on_error`` hook for :meth:`handlers.tasks.TaskRegistry.spawn` reporting to ``target``."""
+
+    async def hook(exc: BaseException) -> None:
+        await report(rt, exc, target)
+
+    return hook
 
 
 def register(app: AsyncApp, rt: Runtime) -> None:

@@ -30,6 +30,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Services, lifespan
@@ -207,7 +208,11 @@ async def serve(settings: Settings, http: bool = False, port: int = 3000, *, hos
 
             app_token = settings.slack.app_token.get_secret_value() if settings.slack.app_token else ""
             handler = AsyncSocketModeHandler(bot.app, app_token)
-            await handler.connect_async()
+            try:
+                await handler.connect_async()
+            except SlackApiError as exc:
+                raise SlackError(f"Socket Mode could not connect: {exc.response.get('error', 'error')}",
+                                 host="slack") from exc
             log.info("qcc-bot connected to Slack (Socket Mode)")
             try:
                 await stop.wait()

@@ -1,8 +1,7 @@
 """The background task registry: every piece of work that outlives a Slack ``ack()``.
 
-Nothing is fire-and-forget. A listener ``adopt()``s the task bolt runs it in (its work after
-``ack()`` continues there, and its errors reach the one ``@app.error``); longer work is
-``spawn()``ed with an ``on_error`` hook that reports where the user will see it.
+Nothing is fire-and-forget. A listener ``ack()``s, then ``spawn()``s its work here with an
+``on_error`` hook that reports a failure where the user will see it.
 :meth:`TaskRegistry.drain` waits for all of it on shutdown, then cancels what is left.
 """
 
@@ -41,17 +40,6 @@ class TaskRegistry:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-    def adopt(self) -> None:
-        """Track the *current* task (a bolt listener finishing its work after ``ack()``), so that
-        tests can wait for it and shutdown drains it. Raises :class:`RegistryClosed` while
-        shutting down."""
-        if self._closed:
-            raise RegistryClosed("the bot is shutting down; try again in a minute")
-        task = asyncio.current_task()
-        if task is not None and task not in self._tasks:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
 
     @staticmethod
     async def _guard(coro: Coroutine[Any, Any, Any], on_error: ErrorHook | None) -> Any:

@@ -42,8 +42,10 @@ _ADVICE = {
     "make_migration_idempotent": "Make the migration check information_schema before ADD COLUMN "
                                  "(internal/store/migration.go); do not run the ALTER again",
     "grant_mysql_privileges": "Grant the DSN's MySQL user the privileges the migration needs "
-                              "(e.g. GRANT ALTER, CREATE, INDEX ON <db>.* TO the proxy user) or fix its password",
-    "fix_dsn": "Fix PROXY_MYSQL_DSN in the compose file / .env: the qcc user's DSN for tcp(mysql:3306)/qcc_proxy",
+                              "(e.g. GRANT ALTER, CREATE, INDEX ON <db>.* TO the proxy user) or fix its "
+                              "password",
+    "fix_dsn": "Fix PROXY_MYSQL_DSN in the compose file / .env: the qcc user's DSN for "
+               "tcp(mysql:3306)/qcc_proxy",
     "free_disk": "Free disk space on the docker root (old images and build cache: `docker image prune`, "
                  "`docker builder prune`) before restarting",
     "wait_for_deploy": "Wait for deploy-server.sh to finish, then diagnose again",
@@ -76,13 +78,15 @@ def _compose(ctx: AnalysisContext, *args: str) -> str:
 
 
 def restart_proxy(ctx: AnalysisContext, cause_id: str, *, recreate: bool, why: str = "") -> Action:
-    """``up -d --no-build`` (starts MySQL too, recreates a missing/changed container) or ``restart <proxy>``."""
+    """``up -d --no-build`` (starts MySQL too, recreates a missing/changed container), else
+    ``restart <proxy_service>``."""
     if recreate:
         cmd, title = _compose(ctx, "up", "-d", "--no-build"), "Bring the stack up without rebuilding"
     else:
         cmd, title = _compose(ctx, "restart", ctx.proxy_service), f"Restart the {ctx.proxy_service} service"
     return Action(id="restart_proxy", title=title + (f" ({why})" if why else ""), kind=ActionKind.SSH,
-                  commands=[cmd], cause_id=cause_id, precondition="no deploy-server.sh or compose build is running",
+                  commands=[cmd], cause_id=cause_id, precondition="no deploy-server.sh or compose build is "
+                                                                  "running",
                   verify_steps=list(VERIFY_PROXY))
 
 
@@ -123,7 +127,8 @@ def rollback(facts: Facts, ctx: AnalysisContext, cause_id: str) -> Action | None
                  "workdir": ctx.workdir, "proxy_service": ctx.proxy_service, "docker": ctx.docker,
                  "environment": ctx.environment}
     cmd = f"cd {shlex.quote(ctx.workdir)} && {render_argv(list(ctx.rollback_command), variables)}"
-    return Action(id="rollback", title=f"Roll back to {sha[:12]} ({why})", kind=ActionKind.SSH, commands=[cmd],
+    return Action(id="rollback", title=f"Roll back to {sha[:12]} ({why})", kind=ActionKind.SSH,
+                  commands=[cmd],
                   cause_id=cause_id, params={"commit": sha, "head": head},
                   precondition=f"the checkout's HEAD is still {head[:12] or 'unknown'} and {sha[:12]} exists",
                   verify_steps=["checkout_head", *VERIFY_PROXY])
@@ -138,19 +143,23 @@ def _is_squatter(name: str, labels: dict[str, str], facts: Facts, ctx: AnalysisC
 
 
 def port_actions(facts: Facts, ctx: AnalysisContext, cause_id: str) -> list[Action]:
-    """``free_port`` advice naming the holder, plus ``remove_squatter`` for a stale container of this project."""
+    """``free_port`` advice naming the holder, plus ``remove_squatter`` for a stale container of this
+    compose project."""
     port = ctx.proxy_port
     publishers = [c.row for c in facts.other_publishers()]
+    skip_docker_proxy = bool(facts.proxy_running or publishers)  # the proxy's own, or already named
     holders = publishers + [ln.holder for ln in facts.port_holders()
-                            if not ((facts.proxy_running or publishers) and ln.holder.startswith("docker-proxy"))]
+                            if not (skip_docker_proxy and ln.holder.startswith("docker-proxy"))]
     holder = "; ".join(dict.fromkeys(holders)) or "an unknown process"
     out = [Action(id="free_port", title=f"Free port {port}: held by {holder}", kind=ActionKind.ADVICE,
                   cause_id=cause_id, params={"holder": holder, "port": str(port)},
                   verify_steps=["port_listeners", "port_publishers"])]
     for c in facts.other_publishers():
         if _is_squatter(c.name, c.labels, facts, ctx):
-            out.append(Action(id="remove_squatter", title=f"Remove the stale container {c.name} holding port {port}",
-                              kind=ActionKind.SSH, commands=[render_argv([ctx.docker, "rm", "-f", c.name], {})],
+            out.append(Action(id="remove_squatter", title=f"Remove the stale container {c.name} holding port "
+                                                          f"{port}",
+                              kind=ActionKind.SSH,
+                              commands=[render_argv([ctx.docker, "rm", "-f", c.name], {})],
                               cause_id=cause_id, params={"container": c.name, "port": str(port)},
                               precondition=f"{c.name} still publishes port {port} and is not the proxy",
                               verify_steps=["port_listeners", "port_publishers", "container_status"]))
@@ -182,7 +191,8 @@ def _for_cause(cause: Cause, facts: Facts, ctx: AnalysisContext) -> list[Action 
         out.append(restart_proxy(ctx, cid, recreate=True, why="once the port is free"))
     elif cid == "container_missing":
         out.append(restart_proxy(ctx, cid, recreate=True, why="recreates the missing container"))
-    elif cid in ("oom_killed", "crash_loop") or (cid == "unknown" and cause.title.startswith(("Stopped", "Killed"))):
+    elif cid in ("oom_killed", "crash_loop") or (
+            cid == "unknown" and cause.title.startswith(("Stopped", "Killed"))):
         out.append(restart_proxy(ctx, cid, recreate=_mysql_down(facts)))
     out += [_advice(a, cid) for a in _CAUSE_ADVICE.get(cid, [])]
     if cid in _ROLLBACK_CAUSES:
@@ -191,8 +201,9 @@ def _for_cause(cause: Cause, facts: Facts, ctx: AnalysisContext) -> list[Action 
 
 
 def _advice(action_id: str, cause_id: str) -> Action:
+    verify = ["proxy_logs", "grep_health_scheduler"] if "health" in action_id else ["proxy_logs"]
     return Action(id=action_id, title=_ADVICE[action_id], kind=ActionKind.ADVICE, cause_id=cause_id,
-                  verify_steps=["proxy_logs", "grep_health_scheduler"] if "health" in action_id else ["proxy_logs"])
+                  verify_steps=verify)
 
 
 def build_actions(causes: list[Cause], facts: Facts, ctx: AnalysisContext) -> list[Action]:

@@ -49,7 +49,8 @@ def migration_failed(f: Facts) -> Finding | None:
             elif f.schema_has(col):
                 conf = 0.6
                 ev.append(_schema_line(f, col, True))
-                notes.append(f"But `{col}` exists now (added after the crash?): a restart should get past it.")
+                notes.append(f"But `{col}` exists now (added after the crash?): a restart should get past "
+                             "it.")
             else:
                 notes.append("The schema check gave no evidence, so the column is not confirmed missing.")
         elif (m := _DUP_COL_RE.search(fatal.message)) is not None:
@@ -57,9 +58,11 @@ def migration_failed(f: Facts) -> Finding | None:
             if f.schema_has(col):
                 conf = 0.92
                 ev.append(_schema_line(f, col, True))
-            notes.append(f"`{col}` already exists, so the migration's ADD COLUMN fails (it is not idempotent); "
+            notes.append(f"`{col}` already exists, so the migration's ADD COLUMN fails (it is not "
+                         "idempotent); "
                          "do not run the seed's ALTER again.")
-        return finding("migration_failed", f"Database migration failed ({fatal.message.strip()[:80]})", conf, ev,
+        title = f"Database migration failed ({fatal.message.strip()[:80]})"
+        return finding("migration_failed", title, conf, ev,
                        rule_out, " ".join(n for n in notes if n))
     if has_col is False and f.proxy_running is not True and not fatal:
         conf = 0.55 if f.logs_empty else 0.45
@@ -76,12 +79,14 @@ def mysql_access_denied(f: Facts) -> Finding | None:
     if f.fatal is None or f.fatal_class != "access_denied":
         return None
     code = f.run.fatal_code if f.run else None
-    why = {1045: "the DSN's user or password is wrong",
-           1142: "the DSN's user lacks a privilege the migration needs (ALTER/CREATE)",
-           1044: "the DSN's user has no access to the database"}.get(code or 0, "MySQL refused the DSN's user")
+    reasons = {1045: "the DSN's user or password is wrong",
+               1142: "the DSN's user lacks a privilege the migration needs (ALTER/CREATE)",
+               1044: "the DSN's user has no access to the database"}
+    why = reasons.get(code or 0, "MySQL refused the DSN's user")
     return finding("mysql_access_denied", f"MySQL denied access (Error {code})", 0.9,
                    [*q(f.fatal), *q(f.run.prev_line if f.run else None), *status_row(f)],
-                   "The DSN's credentials log in (`mysql -u<user> -p -h 127.0.0.1 -P <port> <db> -e 'SELECT 1'`) "
+                   "The DSN's credentials log in "
+                   "(`mysql -u<user> -p -h 127.0.0.1 -P <port> <db> -e 'SELECT 1'`) "
                    "and `SHOW GRANTS` includes ALTER on the database",
                    f"{why.capitalize()}. {phase_note(f)}")
 
@@ -111,7 +116,8 @@ def mysql_unavailable(f: Facts) -> Finding | None:
                        [*q(f.fatal), *q(f.run.prev_line if f.run else None), *mysql_ev, *status_row(f)],
                        rule_out, f"{note} {phase_note(f)}")
     if mysql_down and f.proxy_running is False and f.fatal is None:
-        return finding("mysql_unavailable", "MySQL container is down", 0.6, [*mysql_ev, *status_row(f)], rule_out,
+        return finding("mysql_unavailable", "MySQL container is down", 0.6, [*mysql_ev, *status_row(f)],
+                       rule_out,
                        "The proxy is down without a fatal line in its log while MySQL is not running.")
     return None
 
@@ -121,7 +127,8 @@ def config_error(f: Facts) -> Finding | None:
     rule_out = ("`docker exec <proxy> printenv PROXY_MYSQL_DSN` shows a well-formed DSN naming an existing "
                 "database, and the log says `using MySQL storage`")
     if f.fatal is not None and f.fatal_class == "invalid_dsn":
-        return finding("config_error", "Malformed PROXY_MYSQL_DSN", 0.9, [*q(f.fatal), *status_row(f)], rule_out,
+        return finding("config_error", "Malformed PROXY_MYSQL_DSN", 0.9, [*q(f.fatal), *status_row(f)],
+                       rule_out,
                        f"The driver rejected the DSN before connecting. {phase_note(f)}")
     if f.fatal is not None and f.fatal_class == "unknown_database":
         return finding("config_error", "DSN names a database that does not exist (Error 1049)", 0.88,
@@ -134,7 +141,8 @@ def config_error(f: Facts) -> Finding | None:
         if f.proxy_state is not None and f.proxy_state.dsn_configured is False:
             conf, ev = 0.86, [*ev, f"docker inspect {f.proxy_state.name}: PROXY_MYSQL_DSN is empty"]
         return finding("config_error", "Proxy fell back to SQLite: PROXY_MYSQL_DSN empty", conf, ev, rule_out,
-                       "With an empty PROXY_MYSQL_DSN the proxy silently uses SQLite inside the container: it "
+                       "With an empty PROXY_MYSQL_DSN the proxy silently uses SQLite inside the container: "
+                       "it "
                        "starts, but none of the MySQL nodes or settings are there.")
     return None
 
@@ -158,12 +166,13 @@ def panic(f: Facts) -> Finding | None:
     if got is None:
         return None
     ev, conf = got
-    detail = "An unrecovered panic ends the process with exit 2; the first frame under /app/internal/ is the " \
-             "crashing code."
+    detail = "An unrecovered panic ends the process with exit 2; the first frame under /app/internal/ " \
+             "is the crashing code."
     if f.proxy_running:
         detail = "A panic is in the log but the proxy is running again; it is history unless it repeats."
     return finding("panic", "Uncaught panic", conf, ev,
-                   "No `panic:` line in the whole `docker logs` output (grep_panic empty): exit code 2 alone is "
+                   "No `panic:` line in the whole `docker logs` output (grep_panic empty): exit code 2 alone "
+                   "is "
                    "a plain `docker stop`", detail)
 
 
@@ -195,7 +204,8 @@ def crash_loop(f: Facts) -> Finding | None:
         ev.append(f"docker inspect {f.proxy_name}: RestartCount={rc}")
     ev += [x for r in f.crashed_runs[-2:] for x in q(r.fatal)]
     if underlying:
-        conf, detail = 0.7, (f"Each run dies the same way; the underlying cause is {underlying} (ranked above): "
+        conf, detail = 0.7, (f"Each run dies the same way; the underlying cause is {underlying} (ranked "
+                             "above): "
                              "fix it and the loop stops.")
     else:
         conf, detail = 0.85, "The proxy keeps restarting and the log does not say why each run ends."
@@ -220,7 +230,8 @@ def oom_killed(f: Facts) -> Finding | None:
     """Exit 137 plus memory evidence (OOMKilled, kernel OOM lines, usage at limit, host memory ~0)."""
     st = f.proxy_state
     proxy_pid = st.pid if st else 0
-    kernel_proxy = [e for e in f.oom or [] if e.process in ("ccproxy", "cccli") or (proxy_pid and e.pid == proxy_pid)]
+    kernel_proxy = [e for e in f.oom or []
+                    if e.process in ("ccproxy", "cccli") or (proxy_pid and e.pid == proxy_pid)]
     flagged = bool(st and st.oom_killed)
     if f.exit_code != 137 and not flagged and not kernel_proxy:
         return None
@@ -235,7 +246,8 @@ def oom_killed(f: Facts) -> Finding | None:
         detail += (f" The memory went to {len(workers)} claude/node health-check processes "
                    "(see startup_health_check_overload).")
     return finding("oom_killed", "Killed by the OOM killer (exit 137)", conf, [*status_row(f), *ev],
-                   "`docker inspect` shows OOMKilled=false, `dmesg -T` has no `Killed process ... (ccproxy)` and "
+                   "`docker inspect` shows OOMKilled=false, `dmesg -T` has no `Killed process ... (ccproxy)` "
+                   "and "
                    "`free -m` shows memory available: then it was a `docker kill`", detail)
 
 
@@ -247,13 +259,16 @@ def exit_without_crash(f: Facts) -> Finding | None:
     last = f.log[-1] if f.log else None
     if code == 2 and not f.find_lines(r"^(panic: |fatal error: )"):
         looked = f.ok("grep_panic") or f.ok("proxy_logs")
-        return finding("unknown", "Stopped, not crashed: exit 2 with no panic in the log (a plain docker stop)",
+        return finding("unknown", "Stopped, not crashed: exit 2 with no panic in the log (a plain docker "
+                                  "stop)",
                        0.6 if looked else 0.35,
                        [*status_row(f), "grep_panic: no `panic:` or `fatal error:` line in the log" if looked
                         else "", *q(last)],
                        "A `panic:` or `fatal error:` line anywhere in the full `docker logs` output",
-                       "ccproxy runs as PID 1 without a SIGTERM handler, so `docker stop`/`compose stop` ends it "
-                       "with exit 2; nothing in the log shows a crash. Find who stopped it, then start it again.")
+                       "ccproxy runs as PID 1 without a SIGTERM handler, so `docker stop`/`compose stop` "
+                       "ends it "
+                       "with exit 2; nothing in the log shows a crash. Find who stopped it, then start it "
+                       "again.")
     if code == 137 and not _memory_evidence(f):
         checked = [s for s in ("host_memory", "kernel_oom", "container_inspect") if f.ok(s)]
         thin = [s for s in ("host_memory", "kernel_oom", "container_inspect") if not f.ok(s)]
@@ -268,8 +283,10 @@ def exit_without_crash(f: Facts) -> Finding | None:
                  f"Checked without memory evidence: {', '.join(checked) or 'nothing'}."
         if thin:
             detail += f" No evidence from: {', '.join(thin)}."
-        return finding("unknown", "Killed (exit 137) with no sign of memory exhaustion", 0.5 if not thin else 0.35,
-                       ev, "OOMKilled=true, a kernel `Killed process ... (ccproxy)` line or host memory at zero "
+        return finding("unknown", "Killed (exit 137) with no sign of memory exhaustion",
+                       0.5 if not thin else 0.35,
+                       ev, "OOMKilled=true, a kernel `Killed process ... (ccproxy)` line or host memory at "
+                           "zero "
                            "would make it oom_killed", detail)
     if code in (1, 255) and f.log:
         what = "an unrecognised last line" if code == 1 else "exit 255 (host or daemon crash)"

@@ -52,8 +52,8 @@ def unknown_cause(facts: Facts) -> Cause:
     """``unknown`` naming what evidence is missing (never a guess)."""
     missing = []
     if facts.containers is None and facts.inspect is None:
-        missing.append("the container status (" + "; ".join(facts.missing("container_status", "container_inspect"))
-                       + ")")
+        why = "; ".join(facts.missing("container_status", "container_inspect"))
+        missing.append(f"the container status ({why})")
     elif facts.proxy is None and facts.proxy_state is None:
         missing.append("a proxy container")
     if facts.logs_empty:
@@ -62,8 +62,12 @@ def unknown_cause(facts: Facts) -> Cause:
     failed = [a.describe(s) for s, a in facts.steps.items() if not a.ok]
     evidence = [*([facts.proxy_row] if facts.proxy_row else []), *failed[:6]]
     run = facts.run
+    if facts.proxy_running and facts.version is None and run is not None and run.listening is not None:
+        missing.append(f"an answer from /version on 127.0.0.1:{facts.ctx.proxy_port} (the proxy logged "
+                       "that it listens but does not answer)")
     if facts.proxy_running and facts.version is not None and (run is None or run.listening is None):
-        missing.append("the listening line (outside the captured log tail: raise log_tail to confirm the proxy "
+        missing.append("the listening line (outside the captured log tail: raise log_tail to confirm the "
+                       "proxy "
                        "is healthy; it is Up and /version answers)")
     what = "; ".join(missing) or "a line or state that matches a known failure"
     return finding("unknown", "Not enough evidence to name a cause", 0.2, evidence,
@@ -96,7 +100,8 @@ def rank(found: list[tuple[int, Finding]], facts: Facts) -> list[Cause]:
         top, second = causes[0], causes[1]
         causes[1] = second.model_copy(update={
             "confidence": max(0.0, round(top.confidence - 0.01, 3)),
-            "detail": (second.detail + f" Equal evidence to {top.id}; ranked second because the {top.id} rule is "
+            "detail": (second.detail + f" Equal evidence to {top.id}; ranked second because the {top.id} "
+                                       "rule is "
                                        "the more specific one.").strip()})
         causes[0] = top.model_copy(update={
             "detail": (top.detail + f" Tied with {second.id} on evidence; ranked first as the more specific "
@@ -107,7 +112,8 @@ def rank(found: list[tuple[int, Finding]], facts: Facts) -> list[Cause]:
 def _clean_cause(c: Cause, extras: list[str] | None) -> Cause:
     return c.model_copy(update={
         "title": redact_text(c.title, extras)[0], "rule_out": redact_text(c.rule_out, extras)[0],
-        "detail": redact_text(c.detail, extras)[0], "evidence": [redact_text(e, extras)[0] for e in c.evidence]})
+        "detail": redact_text(c.detail, extras)[0],
+        "evidence": [redact_text(e, extras)[0] for e in c.evidence]})
 
 
 def _clean_action(a: Action, extras: list[str] | None) -> Action:

@@ -42,7 +42,7 @@ def following(f: Facts, line: LogLine, n: int = 4) -> list[LogLine]:
     for source in [f.log or [], *f.grep.values()]:
         for i, ln in enumerate(source):
             if ln.raw == line.raw:
-                out = []
+                out: list[LogLine] = []
                 for nxt in source[i + 1:]:
                     if not is_dump_line(nxt.message) or len(out) >= n:
                         break
@@ -62,16 +62,20 @@ def phase_note(f: Facts) -> str:
         "pool_configured": "the last phase line before it is `store: mysql pool configured`, so connecting, "
                            "authenticating or the schema DDL failed",
         "migrating": "it came during the `[migration]` steps, so the schema DDL failed",
-        "mysql_storage": "the last phase line before it is `using MySQL storage`, so loading the nodes failed",
+        "mysql_storage": "the last phase line before it is `using MySQL storage`, so loading the nodes "
+                         "failed",
         "sqlite_storage": "the proxy had fallen back to SQLite (`using SQLite storage`) before it",
         "listening": "it came after the listening line, so start-up had finished",
+        "unknown": "the start of this run is outside the captured log, so the phase is unknown",
     }
-    return "Start-up phase: " + notes.get(run.phase, run.phase) + "."
+    caveat = " (read from grep output, which can miss phase lines)" if f.log_source == "grep" else ""
+    return "Start-up phase: " + notes.get(run.phase, run.phase) + caveat + "."
 
 
 def finding(cause_id: str, title: str, confidence: float, evidence: list[str], rule_out: str,
             detail: str = "") -> Finding:
     """Build a finding; confidence is clamped to 0..1 and evidence de-duplicated, in order."""
     ev = [quote(e) for e in dict.fromkeys(e for e in evidence if e and e.strip())]
-    return Cause(id=cause_id, title=title, confidence=max(0.0, min(1.0, round(confidence, 3))), evidence=ev,
-                 rule_out=rule_out, detail=detail)  # type: ignore[arg-type]
+    return Cause(id=cause_id, title=title,  # type: ignore[arg-type]  # ids are checked by the model
+                 confidence=max(0.0, min(1.0, round(confidence, 3))), evidence=ev, rule_out=rule_out,
+                 detail=detail)

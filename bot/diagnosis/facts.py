@@ -14,9 +14,11 @@ the run that matters: the last one that crashed (unless a later run came up), el
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from bot.diagnosis import hostparse as hp
 from bot.diagnosis.context import AnalysisContext
@@ -36,10 +38,12 @@ from bot.models import StepResult, StepStatus
 DOCKER_STEPS = ("container_status", "container_inspect", "resource_usage", "port_publishers", "proxy_logs",
                 "grep_migration", "grep_health_scheduler", "grep_panic")
 GREP_STEPS = ("grep_migration", "grep_health_scheduler", "grep_panic")
-DAEMON_RE = re.compile(r"Cannot connect to the Docker daemon|Is the docker daemon running|error during connect"
+DAEMON_RE = re.compile(r"Cannot connect to the Docker daemon|Is the docker daemon running|error during "
+                       r"connect"
                        r"|docker daemon is not running|dial unix [^ ]*docker\.sock", re.I)
 NO_SPACE_RE = re.compile(r"no space left on device", re.I)
 HEALTH_COLUMN = "health_check_model"
+OOM_WINDOW = timedelta(days=1)
 
 
 class StepAvailability(BaseModel):
@@ -60,8 +64,6 @@ class StepAvailability(BaseModel):
 
 class Facts(BaseModel):
     """Parsed evidence of one diagnosis run (see module doc for None vs empty)."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     ctx: AnalysisContext
     steps: dict[str, StepAvailability] = Field(default_factory=dict)
@@ -111,8 +113,12 @@ class Facts(BaseModel):
     # ---- proxy container
     @property
     def proxy_name(self) -> str:
-        return (self.proxy.name if self.proxy else None) or (self.proxy_state.name if self.proxy_state else None) \
-            or self.ctx.proxy_container or f"{self.ctx.compose_project}_{self.ctx.proxy_service}"
+        """The proxy's container name: resolved, else configured, else ``<project>_<service>``."""
+        if self.proxy:
+            return self.proxy.name
+        if self.proxy_state:
+            return self.proxy_state.name
+        return self.ctx.proxy_container or f"{self.ctx.compose_project}_{self.ctx.proxy_service}"
 
     @property
     def proxy_status(self) -> str | None:
@@ -159,8 +165,8 @@ class Facts(BaseModel):
     def fatal_class(self) -> str | None:
         return self.run.fatal_class if self.run else None
 
-    def all_lines(self) -> list[LogLine]:
-        """The log plus every grep step's lines (the greps read the whole log, not the tail)."""
+    @cached_property
+    def _all_lines(self) -> list[LogLine]:
         out = list(self.log or [])
         seen = {ln.raw for ln in out}
         for lines in self.grep.values():
@@ -169,6 +175,11 @@ class Facts(BaseModel):
                     seen.add(ln.raw)
                     out.append(ln)
         return out
+
+    def all_lines(self) -> list[LogLine]:
+        """The log plus every grep step's lines (the greps read the whole log, not the tail).
+        Computed once, after the log steps are parsed."""
+        return self._all_lines
 
     def find_lines(self, pattern: str | re.Pattern[str], limit: int = 3) -> list[LogLine]:
         """Log lines (log first, then greps) whose message matches ``pattern``."""
@@ -273,8 +284,10 @@ def collect_facts(steps: list[StepResult], ctx: AnalysisContext) -> Facts:
         f.mysql = _pick(f.containers, ctx.mysql_container, ctx.compose_project, ctx.mysql_service)
     if (text := out("container_inspect")) is not None:
         f.inspect = parse_docker_inspect(text)
-        f.proxy_state = _pick_state(f.inspect, f.proxy, ctx.proxy_container, ctx.compose_project, ctx.proxy_service)
-        f.mysql_state = _pick_state(f.inspect, f.mysql, ctx.mysql_container, ctx.compose_project, ctx.mysql_service)
+        f.proxy_state = _pick_state(f.inspect, f.proxy, ctx.proxy_container, ctx.compose_project,
+                                    ctx.proxy_service)
+        f.mysql_state = _pick_state(f.inspect, f.mysql, ctx.mysql_container, ctx.compose_project,
+                                    ctx.mysql_service)
     for step_id in GREP_STEPS:
         if (text := out(step_id)) is not None:
             f.grep[step_id] = parse_docker_logs(text)
@@ -300,7 +313,7 @@ def collect_facts(steps: list[StepResult], ctx: AnalysisContext) -> Facts:
     if (text := out("host_processes")) is not None:
         f.processes = hp.parse_ps(text)
     if (text := out("kernel_oom")) is not None:
-        f.oom = parse_kernel_oom(text)
+        f.oom = _recent(parse_kernel_oom(text, year=ctx.captured_at.year), f)
     if (text := out("deployed_version")) is not None:
         f.version = hp.parse_version_json(text)
     if (text := out("checkout_head")) is not None:
@@ -336,6 +349,13 @@ def _pick_state(states: list[ContainerState], row: Container | None, explicit: s
     return None
 
 
+def _recent(events: list[OomEvent], f: Facts) -> list[OomEvent]:
+    """OOM events not older than a day before the proxy started (or the capture): older kills
+    belong to another incident. A day of slack absorbs the host's time zone (dmesg -T is local)."""
+    ref = f.proxy_state.started_at if f.proxy_state and f.proxy_state.started_at else f.ctx.captured_at
+    return [e for e in events if e.when is None or e.when >= ref - OOM_WINDOW]
+
+
 def _scan_log(f: Facts) -> None:
     lines = f.log or []
     f.health = health_signals(f.all_lines())
@@ -343,7 +363,8 @@ def _scan_log(f: Facts) -> None:
         return
     runs = split_runs(lines)
     running = f.proxy_running
-    infos = [scan_run(r, ended=(i < len(runs) - 1) or running is False) for i, r in enumerate(runs)]
+    last_ended = None if running is None else not running
+    infos = [scan_run(r, ended=True if i < len(runs) - 1 else last_ended) for i, r in enumerate(runs)]
     f.runs = infos
     f.crashed_runs = [r for r in infos if r.fatal]
     f.run = infos[-1]

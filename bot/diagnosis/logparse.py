@@ -14,7 +14,7 @@ entrypoint banner).
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
@@ -93,6 +93,23 @@ class OomEvent(BaseModel):
     process: str | None = None
     pid: int | None = None
     cgroup: bool = False
+    when: datetime | None = None  # host local time read as UTC (dmesg -T / journal prefix); None if absent
+
+
+_DMESG_TIME_RE = re.compile(r"^\[(\w{3} \w{3} +\d{1,2} \d{2}:\d{2}:\d{2} \d{4})\]")
+_JOURNAL_TIME_RE = re.compile(r"^(\w{3} +\d{1,2} \d{2}:\d{2}:\d{2}) ")
+
+
+def _event_time(raw: str, year: int) -> datetime | None:
+    try:
+        if m := _DMESG_TIME_RE.match(raw):
+            return datetime.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y").replace(tzinfo=UTC)
+        if m := _JOURNAL_TIME_RE.match(raw):
+            text = f"{year} {' '.join(m.group(1).split())}"
+            return datetime.strptime(text, "%Y %b %d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return None
 
 
 _KILLED_RE = re.compile(r"Kill(?:ed)? process (\d+) \(([^)]*)\)", re.I)
@@ -100,14 +117,16 @@ _OOMKILL_RE = re.compile(r"oom-kill:.*?task=([^,\s]+),pid=(\d+)", re.I)
 _INVOKED_RE = re.compile(r"(\S+) invoked oom-killer", re.I)
 
 
-def parse_kernel_oom(text: str) -> list[OomEvent]:
+def parse_kernel_oom(text: str, *, year: int | None = None) -> list[OomEvent]:
     """Parse ``dmesg -T`` or ``journalctl -k`` output grepped for ``out of memory|oom-kill|killed process``.
 
     Formats: ``[Wed Dec 10 06:20:11 2025] Out of memory: Killed process 1234 (node) total-vm:...``,
     ``Dec 10 06:20:11 host kernel: Memory cgroup out of memory: Killed process 1234 (ccproxy) ...``,
     ``[ 812.345] oom-kill:constraint=CONSTRAINT_NONE,...,task=node,pid=1234,uid=0``.
-    An ``oom-kill:`` summary of a pid also reported as ``Killed process`` is dropped.
+    An ``oom-kill:`` summary of a pid also reported as ``Killed process`` is dropped. ``when`` is
+    read from the dmesg ``-T`` / journal prefix (the journal has no year: ``year``, default now).
     """
+    year = year or datetime.now(UTC).year
     out: list[OomEvent] = []
     for line in iter_lines(text or ""):
         raw = clean_line(line).strip()
@@ -117,15 +136,15 @@ def parse_kernel_oom(text: str) -> list[OomEvent]:
         m = _KILLED_RE.search(raw)
         if m:
             out.append(OomEvent(raw=raw, kind="killed", process=m.group(2), pid=int(m.group(1)),
-                                cgroup=cgroup))
+                                cgroup=cgroup, when=_event_time(raw, year)))
             continue
         m = _OOMKILL_RE.search(raw)
         if m:
             out.append(OomEvent(raw=raw, kind="oom_kill", process=m.group(1), pid=int(m.group(2)),
-                                cgroup="oom_memcg" in raw or cgroup))
+                                cgroup="oom_memcg" in raw or cgroup, when=_event_time(raw, year)))
             continue
         m = _INVOKED_RE.search(raw)
         if m:
-            out.append(OomEvent(raw=raw, kind="invoked", process=m.group(1)))
+            out.append(OomEvent(raw=raw, kind="invoked", process=m.group(1), when=_event_time(raw, year)))
     killed = {e.pid for e in out if e.kind == "killed"}
     return [e for e in out if not (e.kind == "oom_kill" and e.pid in killed)]

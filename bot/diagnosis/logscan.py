@@ -12,7 +12,8 @@
 Phases: ``none`` (no ``store:`` line: DSN malformed or not reached), ``pool_configured``
 (``store: mysql pool configured``: connect/auth or DDL failed), ``migrating`` (``[migration]``
 lines: DDL failed), ``mysql_storage`` (``using MySQL storage``: loading nodes failed),
-``sqlite_storage`` (``using SQLite storage``: the DSN was empty), ``listening``.
+``sqlite_storage`` (``using SQLite storage``: the DSN was empty), ``listening``, and
+``unknown`` when the run's start is outside the captured lines.
 """
 
 from __future__ import annotations
@@ -148,10 +149,15 @@ class RunInfo(BaseModel):
         return None
 
 
-def scan_run(run: list[LogLine], *, ended: bool) -> RunInfo:
-    """Scan one run. ``ended`` says the run is known to be over (not the last run, or the
-    container is not running); then the last error-class line is its fatal line, else only
-    an error line at the very end (at most two ordinary lines after it) counts."""
+def scan_run(run: list[LogLine], *, ended: bool | None) -> RunInfo:
+    """Scan one run.
+
+    ``ended`` True: the run is over (not the last run, or the container is not running), so
+    its last error-class line is the fatal one. False: the process is known to be alive, so
+    nothing in this run killed it (no fatal). None: unknown; only an error line at the very
+    end (at most two ordinary lines after it) counts. The phase is ``unknown`` when the
+    run's start is not in the captured lines and no phase line precedes the fatal one.
+    """
     info = RunInfo(first=run[0] if run else None, last=run[-1] if run else None, line_count=len(run))
     cand_idx: int | None = None
     cand: tuple[str | None, int | None] = (None, None)
@@ -174,9 +180,10 @@ def scan_run(run: list[LogLine], *, ended: bool) -> RunInfo:
                 crash_idx = i
     if crash_idx is not None:
         cand_idx, cand = crash_idx, classify(run[crash_idx].message)
-    if cand_idx is None:
+    if cand_idx is None or ended is False:
         return info
-    after = [ln for ln in run[cand_idx + 1:] if not is_dump_line(ln.message) and classify(ln.message)[0] is None]
+    after = [ln for ln in run[cand_idx + 1:]
+             if not is_dump_line(ln.message) and classify(ln.message)[0] is None]
     if not (ended or cand[0] in ("panic", "runtime_fatal") or len(after) <= 2):
         return info
     if listen_idx > cand_idx and cand[0] not in ("panic", "runtime_fatal"):
@@ -188,6 +195,9 @@ def scan_run(run: list[LogLine], *, ended: bool) -> RunInfo:
         if hit:
             info.phase, info.phase_line = hit, ln
             break
+    else:
+        if not any(START_RE.match(ln.message) for ln in run[:cand_idx]):
+            info.phase = "unknown"
     return info
 
 

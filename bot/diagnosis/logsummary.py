@@ -3,9 +3,11 @@
 Reads ``docker logs --timestamps`` output (any size: the text is streamed line by line,
 never copied into a list). Each line is stripped of ANSI codes and redacted first; then:
 
-* lines are grouped into templates with counts by drain3's ``TemplateMiner`` (no
-  persistence handler: state lives in memory only; masking instructions for timestamps,
-  IPs, hex and numbers; at most ``max_clusters`` clusters, least recently used evicted).
+* lines are grouped into templates with counts by drain3's ``TemplateMiner``, its state in
+  memory only (no persistence handler: drain3's ``MemoryBufferPersistence`` would serialise
+  the whole state on every new template, and a summary is never resumed); masking
+  instructions for timestamps, IPs, hex and numbers; at most ``max_clusters`` clusters,
+  least recently used evicted.
   Lines are masked in one regex pass equivalent to those instructions (:func:`mask`) and
   a cache of masked lines skips the miner for repeats, which is what keeps 50 MB fast;
 * the first error line and the last ``last_n`` lines are kept (redacted, timestamps kept);

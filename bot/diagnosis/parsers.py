@@ -191,6 +191,11 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
+def _section(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    value = obj.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _inspect_array(text: str) -> list[Any]:
     body = clean_text(text)
     start = body.find("[")
@@ -216,9 +221,7 @@ def parse_docker_inspect(text: str) -> list[ContainerState]:
     for obj in _inspect_array(text):
         if not isinstance(obj, dict):
             continue
-        state = obj.get("State") if isinstance(obj.get("State"), dict) else {}
-        config = obj.get("Config") if isinstance(obj.get("Config"), dict) else {}
-        host = obj.get("HostConfig") if isinstance(obj.get("HostConfig"), dict) else {}
+        state, config, host = _section(obj, "State"), _section(obj, "Config"), _section(obj, "HostConfig")
         name = str(obj.get("Name") or "").lstrip("/")
         if not name or not state:
             continue
@@ -229,7 +232,7 @@ def parse_docker_inspect(text: str) -> list[ContainerState]:
             key, sep, value = str(item).partition("=")
             if sep and key == "PROXY_MYSQL_DSN":
                 dsn = bool(value.strip())
-        policy = host.get("RestartPolicy") if isinstance(host.get("RestartPolicy"), dict) else {}
+        policy = _section(host, "RestartPolicy")
         status = str(state.get("Status") or "").lower()
         out.append(ContainerState(
             id=str(obj.get("Id") or ""),

@@ -51,8 +51,10 @@ _SUBS: list[tuple[tuple[str, ...], re.Pattern[str], Repl]] = [
     (("akia", "asia"), re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),
     (("bearer", "basic"), re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
     # command-line passwords
-    (("mysql",), re.compile(r"(\bmysql(?:admin|dump|sh)?\b[^\n|;&]*?\s-p)(?!\s)([^\s'\"]+)"), r"\1" + REDACTED),
-    (("--password",), re.compile(r"(?i)(--password[= ])(?!\*\*\*)(\"[^\"]*\"|'[^']*'|\S+)"), r"\1" + REDACTED),
+    (("mysql",), re.compile(r"(\bmysql(?:admin|dump|sh)?\b[^\n|;&]*?\s-p)(?!\s)([^\s'\"]+)"),
+     r"\1" + REDACTED),
+    (("--password",), re.compile(r"(?i)(--password[= ])(?!\*\*\*)(\"[^\"]*\"|'[^']*'|\S+)"),
+     r"\1" + REDACTED),
     # key = value pairs whose key names a secret
     (("passw", "pwd", "secret", "token", "key", "credential"), re.compile(
         r"""(?ix)
@@ -60,9 +62,10 @@ _SUBS: list[tuple[tuple[str, ...], re.Pattern[str], Repl]] = [
         (["']?[\w.-]*?(?:passw(?:or)?d|passwd|pwd|secret|token(?!s)|api[\s_-]?key|apikey|access[\s_-]?key
                         |private[\s_-]?key|credentials?)[\w.-]*["']?\s*[:=]\s*)
         (?!\*\*\*)(?!(?:YES|NO)\))
-        ("[^"]*"|'[^']*'|[^\s,;&)]+)
+        ("[^"]*"|'[^']*'|[^\s,;&)"']+)
         """), _quoted),
-    (("密码", "密钥", "令牌"), re.compile(r"((?:密码|密钥|令牌)\s*[:：=]\s*)(?!\*\*\*)(\S+)"), _quoted),
+    (("密码", "密钥", "令牌"),
+     re.compile(r"((?:密码|密钥|令牌)\s*[:：=]\s*)(?!\*\*\*)([^\s\"',，]+)"), _quoted),
 ]
 _KEYWORDS_RE = re.compile("|".join(re.escape(k) for t, _, _ in _SUBS for k in t) + "|private key")
 

@@ -35,7 +35,8 @@ def docker_unresponsive(f: Facts) -> Finding | None:
         return None
     return finding("docker_unresponsive", "Docker daemon not answering", conf, ev,
                    "`docker info` answers within a few seconds and `systemctl is-active docker` says active",
-                   "Docker commands fail or hang while the host itself answers, so container state and logs are "
+                   "Docker commands fail or hang while the host itself answers, so container state and logs "
+                   "are "
                    "unknown: look at the daemon first (`journalctl -u docker`).")
 
 
@@ -90,7 +91,8 @@ def _port_holders(f: Facts) -> list[str]:
 
 
 def port_conflict(f: Facts) -> Finding | None:
-    """``bind: address already in use`` / ``port is already allocated`` / stuck ``Created`` with the port held."""
+    """``bind: address already in use`` / ``port is already allocated`` / stuck ``Created`` with the
+    port held by another process or container."""
     lines = f.find_lines(r"address already in use|port is already allocated", limit=2)
     state_err = f.proxy_state.error if f.proxy_state and "already" in f.proxy_state.error else ""
     holders = _port_holders(f)
@@ -110,7 +112,8 @@ def port_conflict(f: Facts) -> Finding | None:
     if not holders:
         detail += " Who holds it is unknown (ss/publish checks gave no holder)."
     return finding("port_conflict", f"Port {port} already in use", conf, ev,
-                   f"`ss -ltnp 'sport = :{port}'` and `docker ps -a --filter publish={port}` show nothing but the "
+                   f"`ss -ltnp 'sport = :{port}'` and `docker ps -a --filter publish={port}` show nothing "
+                   "but the "
                    "proxy holding the port", detail)
 
 
@@ -123,10 +126,14 @@ def disk_full(f: Facts) -> Finding | None:
         conf = 0.93 if full else 0.88
     else:
         conf = 0.75 if f.proxy_running is not True else 0.5
-    ev = [*f.no_space[:2], *[f"df: {d.raw}" for d in full], *(status_row(f) if f.proxy_running is False else [])]
+    ev = [*f.no_space[:2], *[f"df: {d.raw}" for d in full]]
+    if f.proxy_running is False:
+        ev += status_row(f)
     return finding("disk_full", "Disk full", conf, ev,
-                   "`df -P -k /var/lib/docker /` shows under 95 % used and no `no space left on device` appears",
-                   "Writes fail when the docker root fills (logs, images, MySQL data); free space before restarting.")
+                   "`df -P -k /var/lib/docker /` shows under 95 % used and no `no space left on device` "
+                   "appears",
+                   "Writes fail when the docker root fills (logs, images, MySQL data); free space before "
+                   "restarting.")
 
 
 def startup_health_check_overload(f: Facts) -> Finding | None:
@@ -139,11 +146,10 @@ def startup_health_check_overload(f: Facts) -> Finding | None:
             ev.append(f"... {len(hs.killed)} health checks ended with `signal: killed`")
     workers = f.processes.workers if f.processes is not None else []
     total = f.memory.total_mb if f.memory else 2048
-    if len(workers) >= 4 or (workers and f.processes and f.processes.workers_rss_mb >= 0.35 * total):
+    rss_mb = f.processes.workers_rss_mb if f.processes is not None else 0
+    if len(workers) >= 4 or (workers and rss_mb >= 0.35 * total):
         kinds.append("workers")
-        ev.append(f"ps: {len(workers)} claude/node processes using {f.processes.workers_rss_mb} MB RSS"
-                  if f.processes else "")
-        ev.append(f"ps: {workers[0].raw}")
+        ev += [f"ps: {len(workers)} claude/node processes using {rss_mb} MB RSS", f"ps: {workers[0].raw}"]
     if f.mem_exhausted and f.memory is not None:
         kinds.append("memory")
         ev.append(f"free -m: {f.memory.raw}")
@@ -157,15 +163,15 @@ def startup_health_check_overload(f: Facts) -> Finding | None:
     if hs.total_nodes and len(hs.threshold_nodes) >= hs.total_nodes and hs.killed:
         kinds.append("all_nodes_failed")
         ev += q(next(iter(hs.threshold_nodes.values())))
-    if not ({"killed", "workers"} & set(kinds)) or len(kinds) < 2 and "killed" not in kinds:
-        return None
+    if "killed" not in kinds and (kinds == ["workers"] or "workers" not in kinds):
+        return None  # killed checks alone are a weak finding; worker counts alone are none
     conf = min(0.95, 0.45 + 0.12 * len(kinds))
     if hs.total_line is not None:
         ev += q(hs.total_line)
     up = " The proxy is still Up, but checks and requests are starved." if f.proxy_running else ""
     return finding("startup_health_check_overload", "Health-check processes exhausted the host", conf, ev,
-                   "During a full health check `ps -eo comm | grep -c -E '^(claude|node)$'` stays low, `free -m` "
-                   "shows memory available and no check ends with `signal: killed`",
+                   "During a full health check `ps -eo comm | grep -c -E '^(claude|node)$'` stays low, "
+                   "`free -m` shows memory available and no check ends with `signal: killed`",
                    "Each claude CLI health check costs 150-200 MB; from 30 s after start they pile up on the "
                    f"2 vCPU / 2 GB host (after the deploy's check passed) and get killed.{up} "
                    f"Signals: {', '.join(kinds)}.")
@@ -189,10 +195,13 @@ def deploy_health_timeout(f: Facts) -> Finding | None:
             return None
         up_s = (f.ctx.captured_at - run.first.ts).total_seconds()
         conf = 0.68 if up_s > DEPLOY_WAIT_S else 0.5
-        ev = [*q(run.first), *q(run.last), *status_row(f), f"no listening line {up_s:.0f} s after start; {wait}"]
-        detail = "Start-up is still going (no error, no listening line yet); it may outlast the deploy's wait."
+        ev = [*q(run.first), *q(run.last), *status_row(f), f"no listening line {up_s:.0f} s after start; "
+                                                           f"{wait}"]
+        detail = "Start-up is still going (no error, no listening line yet); it may outlast the deploy's " \
+                 "wait."
     return finding("deploy_health_timeout", "Slow start-up outlasted the deploy's 60 s health wait", conf, ev,
-                   f"`docker logs --timestamps` shows `listening on :{port}` within {DEPLOY_WAIT_S} s of the first "
+                   f"`docker logs --timestamps` shows `listening on :{port}` within {DEPLOY_WAIT_S} s of the "
+                   "first "
                    "start-up line", detail)
 
 
@@ -201,16 +210,18 @@ def up_but_useless(f: Facts) -> Finding | None:
     hs = f.health
     if f.proxy_running is not True:
         return None
-    all_failed = bool(hs.threshold_nodes) and (hs.total_nodes is None or len(hs.threshold_nodes) >= hs.total_nodes)
+    at_threshold = len(hs.threshold_nodes)
+    all_failed = at_threshold > 0 and (hs.total_nodes is None or at_threshold >= hs.total_nodes)
     if not (all_failed or len(hs.unavailable) >= 3) or (hs.killed and len(hs.killed) * 2 >= len(hs.failed)):
         return None
     ev = [x for ln in list(hs.threshold_nodes.values())[:3] for x in q(ln)]
-    ev += q(next((ln for ln in reversed(hs.failed)), None)) + q(hs.unavailable[-1] if hs.unavailable else None)
+    ev += q(hs.failed[-1] if hs.failed else None) + q(hs.unavailable[-1] if hs.unavailable else None)
     n = hs.total_nodes or len(hs.threshold_nodes)
     return finding("unknown", f"Up but not serving: {n} node(s) failed their health checks", 0.6,
                    [*status_row(f), *ev],
                    "No `reached failure threshold` lines and requests through the proxy return 200",
-                   "The container is Up and listening, but every node reached the failure threshold, so requests "
+                   "The container is Up and listening, but every node reached the failure threshold, so "
+                   "requests "
                    "get 503; the reason is in the quoted health-check stderr (not a crash, not healthy).")
 
 
@@ -226,8 +237,9 @@ def healthy(f: Facts) -> Finding | None:
         return None
     if (delay := run.listen_delay_s) is not None and delay > DEPLOY_WAIT_S:
         return None
+    v = f.version
     ev = [*status_row(f), *q(run.listening),
-          f"/version: {f.version.version} (commit {f.version.git_commit or '?'}, built {f.version.build_date or '?'})"]
+          f"/version: {v.version} (commit {v.git_commit or '?'}, built {v.build_date or '?'})"]
     return finding("healthy", "Proxy is up and answering", 0.85, ev,
                    "An error after the listening line, failed health checks, or /version not answering", "")
 

@@ -14,6 +14,17 @@ from bot.sandbox.sandboxdir import BIN_DIR, CommandRecord, SandboxDir
 from bot.sandbox.scenario import Scenario, ScenarioError, load_scenario, scenario_from_dict, scenario_names
 
 __all__ = [
-    "BIN_DIR", "CommandRecord", "MySQLTarget", "SandboxDir", "SandboxHost", "Scenario", "ScenarioError",
-    "drop_database", "has_column", "load_scenario", "prepare_mysql", "scenario_from_dict", "scenario_names",
+    "BIN_DIR",
+    "CommandRecord",
+    "MySQLTarget",
+    "SandboxDir",
+    "SandboxHost",
+    "Scenario",
+    "ScenarioError",
+    "drop_database",
+    "has_column",
+    "load_scenario",
+    "prepare_mysql",
+    "scenario_from_dict",
+    "scenario_names",
 ]

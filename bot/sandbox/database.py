@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,23 +50,53 @@ class MySQLTarget:
         if not _DB_RE.match(self.database):
             raise ValueError(f"database name must match {_DB_RE.pattern}")
 
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> MySQLTarget:
+        """Defaults overridden by ``QCC_DEMO_MYSQL_HOST``/``_PORT``/``_USER``/``_PASSWORD``/``_DATABASE``.
+
+        Raises ValueError for a non-numeric port or a bad database name.
+        """
+        base = cls()
+        return cls(
+            host=env.get("QCC_DEMO_MYSQL_HOST") or base.host,
+            port=int(env.get("QCC_DEMO_MYSQL_PORT") or base.port),
+            user=env.get("QCC_DEMO_MYSQL_USER") or base.user,
+            password=env.get("QCC_DEMO_MYSQL_PASSWORD") or base.password,
+            database=env.get("QCC_DEMO_MYSQL_DATABASE") or base.database,
+        )
+
     def as_state(self, container_database: str = "qcc_proxy") -> dict[str, Any]:
         """The ``state["database"]`` entry the stand-ins read."""
-        return {"host": self.host, "port": self.port, "user": self.user, "password": self.password,
-                "database": self.database, "container_database": container_database}
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "database": self.database,
+            "container_database": container_database,
+        }
 
 
 async def _connect(target: MySQLTarget, timeout_s: float, *, with_db: bool) -> Any:
     import aiomysql
 
     return await asyncio.wait_for(
-        aiomysql.connect(host=target.host, port=target.port, user=target.user, password=target.password,
-                         db=target.database if with_db else None, connect_timeout=timeout_s, autocommit=True),
+        aiomysql.connect(
+            host=target.host,
+            port=target.port,
+            user=target.user,
+            password=target.password,
+            db=target.database if with_db else None,
+            connect_timeout=timeout_s,
+            autocommit=True,
+        ),
         timeout=timeout_s + 1,
     )
 
 
-async def prepare_mysql(scenario: Scenario, target: MySQLTarget | None = None, *, timeout_s: float = 3.0) -> bool:
+async def prepare_mysql(
+    scenario: Scenario, target: MySQLTarget | None = None, *, timeout_s: float = 3.0
+) -> bool:
     """Create ``target.database`` with a fresh ``nodes`` table shaped as ``scenario`` says.
 
     The table gets two rows (fake URLs, no keys); ``health_check_model`` exists only when
@@ -87,9 +118,11 @@ async def prepare_mysql(scenario: Scenario, target: MySQLTarget | None = None, *
             await cur.execute(f"CREATE DATABASE IF NOT EXISTS `{target.database}`")
             await cur.execute(f"DROP TABLE IF EXISTS `{target.database}`.nodes")
             await cur.execute(f"CREATE TABLE `{target.database}`.nodes ({', '.join(columns)})")
-            await cur.execute(f"INSERT INTO `{target.database}`.nodes (id, name, base_url) VALUES "
-                              "('n1', 'primary', 'https://api.example.test'), "
-                              "('n2', 'backup', 'https://backup.example.test')")
+            await cur.execute(
+                f"INSERT INTO `{target.database}`.nodes (id, name, base_url) VALUES "
+                "('n1', 'primary', 'https://api.example.test'), "
+                "('n2', 'backup', 'https://backup.example.test')"
+            )
         return True
     except Exception as exc:  # noqa: BLE001
         log.info("sandbox MySQL schema set-up failed: %s", type(exc).__name__)
@@ -123,8 +156,11 @@ async def has_column(target: MySQLTarget, table: str, column: str, *, timeout_s:
         return None
     try:
         async with conn.cursor() as cur:
-            await cur.execute("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s "
-                              "AND TABLE_NAME=%s AND COLUMN_NAME=%s", (target.database, table, column))
+            await cur.execute(
+                "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s "
+                "AND TABLE_NAME=%s AND COLUMN_NAME=%s",
+                (target.database, table, column),
+            )
             row = await cur.fetchone()
         return bool(row and row[0])
     except Exception:  # noqa: BLE001

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from bot.sandbox.database import MySQLTarget
 from bot.sandbox.host import SandboxHost
-from bot.sandbox.scenario import load_scenario, scenario_names
+from bot.sandbox.scenario import ScenarioError, load_scenario, scenario_names
 from bot.service import DiagnosisRun
 
 
@@ -39,23 +39,33 @@ def _exported(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-async def run_demo(scenario: str = "migration_failed", *, log: TextIO | None = None,
-                   mysql: MySQLTarget | None = None) -> DiagnosisRun:
+async def run_demo(
+    scenario: str = "migration_failed", *, log: TextIO | None = None, mysql: MySQLTarget | None = None
+) -> DiagnosisRun:
     """Diagnose the sandbox host playing ``scenario``; returns the finished run.
 
-    ``log`` receives two or three lines about the sandbox (never secrets). Raises
-    :class:`bot.sandbox.scenario.ScenarioError` (a :class:`bot.errors.UserError`) for an
-    unknown scenario.
+    ``mysql`` defaults to root@127.0.0.1:3306 with an empty password and database
+    ``qcc_demo``, each overridable with ``QCC_DEMO_MYSQL_HOST``/``_PORT``/``_USER``/
+    ``_PASSWORD``/``_DATABASE``. ``log`` receives two or three lines about the sandbox (never
+    secrets). Raises :class:`bot.sandbox.scenario.ScenarioError` (a
+    :class:`bot.errors.UserError`) for an unknown scenario.
     """
     from bot.app import lifespan
 
     sc = load_scenario(scenario)
+    if mysql is None:
+        try:
+            mysql = MySQLTarget.from_env(os.environ)
+        except ValueError as exc:
+            raise ScenarioError(f"bad QCC_DEMO_MYSQL_* setting: {exc}") from None
     async with SandboxHost(sc, mysql=mysql) as host:
         if log is not None:
             log.write(f"sandbox host: 127.0.0.1:{host.port} playing scenario {sc.name!r} ({sc.title})\n")
             if not host.mysql_ready:
-                log.write(f"sandbox MySQL: {host.mysql.host}:{host.mysql.port} not usable; "
-                          "the schema step will report the failure\n")
+                log.write(
+                    f"sandbox MySQL: {host.mysql.host}:{host.mysql.port} not usable; "
+                    "the schema step will report the failure\n"
+                )
             log.flush()
         with _exported(host.secret_env()):
             async with lifespan(host.settings()) as services:

@@ -41,7 +41,7 @@ from bot.sandbox.scenario import Scenario, load_scenario
 log = logging.getLogger(__name__)
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-DEMO_PASSWORD_ENV = "QCC_DEMO_MYSQL_PASSWORD"
+DEMO_PASSWORD_ENV = "QCC_DEMO_MYSQL_PASSWORD"  # noqa: S105 - the variable name, not a password
 _READ_CHUNK = 65536
 
 
@@ -74,8 +74,9 @@ class _Server(asyncssh.SSHServer):
         allowed = dest_host in LOOPBACK
         self._owner._record({"forward": f"{dest_host}:{dest_port}", "allowed": allowed})
         if not allowed:
-            raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
-                                            "the sandbox forwards only to loopback")
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, "the sandbox forwards only to loopback"
+            )
         return True
 
     def server_requested(self, listen_host: str, listen_port: int) -> bool:
@@ -95,9 +96,16 @@ class SandboxHost:
 
     host = "127.0.0.1"
 
-    def __init__(self, scenario: str | os.PathLike[str] | Scenario = "migration_failed", *,
-                 root: str | os.PathLike[str] | None = None, mysql: MySQLTarget | None = None,
-                 prepare_db: bool = True, env_name: str = "demo", user: str = "qcc-demo") -> None:
+    def __init__(
+        self,
+        scenario: str | os.PathLike[str] | Scenario = "migration_failed",
+        *,
+        root: str | os.PathLike[str] | None = None,
+        mysql: MySQLTarget | None = None,
+        prepare_db: bool = True,
+        env_name: str = "demo",
+        user: str = "qcc-demo",
+    ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self._own_root = root is None
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="qcc-sandbox-"))
@@ -120,8 +128,9 @@ class SandboxHost:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     async def start(self) -> None:
@@ -137,10 +146,16 @@ class SandboxHost:
             self.mysql_ready = await prepare_mysql(self.scenario, self.mysql)
         self.sandbox.load(self.scenario, database=self.mysql if self.mysql_ready else None)
         self._server = await asyncssh.create_server(
-            lambda: _Server(self), self.host, 0,
-            server_host_keys=[host_key], authorized_client_keys=str(authorized),
-            process_factory=self._handle, encoding=None, allow_scp=False,
-            keepalive_interval=30, login_timeout=15,
+            lambda: _Server(self),
+            self.host,
+            0,
+            server_host_keys=[host_key],
+            authorized_client_keys=str(authorized),
+            process_factory=self._handle,
+            encoding=None,
+            allow_scp=False,
+            keepalive_interval=30,
+            login_timeout=15,
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         pub = host_key.export_public_key().decode().strip()
@@ -175,22 +190,35 @@ class SandboxHost:
             if self._closed_mysql_port is None:
                 self._closed_mysql_port = _closed_port()
             mysql_port = self._closed_mysql_port
-        mysql: dict[str, Any] = {"host": self.mysql.host, "port": mysql_port, "user": self.mysql.user,
-                                 "database": self.mysql.database, "connect_timeout_s": 3.0}
+        mysql: dict[str, Any] = {
+            "host": self.mysql.host,
+            "port": mysql_port,
+            "user": self.mysql.user,
+            "database": self.mysql.database,
+            "connect_timeout_s": 3.0,
+        }
         if self.mysql.password:
             mysql["password_env"] = DEMO_PASSWORD_ENV
         return {
-            "environments": {self.env_name: {
-                "ssh": {"host": self.host, "port": self.port, "user": self.user, "key_file": str(self.key_file),
-                        "known_hosts": str(self.known_hosts), "connect_timeout_s": 5.0},
-                "compose_project": self.scenario.compose.project,
-                "compose_file": self.scenario.compose.file,
-                "workdir": str(self.sandbox.checkout),
-                "proxy_service": "proxy",
-                "mysql_service": "mysql",
-                "proxy_port": 8001,
-                "mysql": mysql,
-            }},
+            "environments": {
+                self.env_name: {
+                    "ssh": {
+                        "host": self.host,
+                        "port": self.port,
+                        "user": self.user,
+                        "key_file": str(self.key_file),
+                        "known_hosts": str(self.known_hosts),
+                        "connect_timeout_s": 5.0,
+                    },
+                    "compose_project": self.scenario.compose.project,
+                    "compose_file": self.scenario.compose.file,
+                    "workdir": str(self.sandbox.checkout),
+                    "proxy_service": "proxy",
+                    "mysql_service": "mysql",
+                    "proxy_port": 8001,
+                    "mysql": mysql,
+                }
+            },
             "state_url": f"sqlite+aiosqlite:///{self.root / 'state.db'}",
         }
 
@@ -216,8 +244,15 @@ class SandboxHost:
             log.warning("cannot write the sandbox session log")
 
     def _env(self) -> dict[str, str]:
-        return {"PATH": SANDBOX_PATH, "QCC_SANDBOX_DIR": str(self.sandbox.path), "HOME": str(self.sandbox.home),
-                "LANG": "C.UTF-8", "USER": self.user, "LOGNAME": self.user, "SHELL": "/bin/sh"}
+        return {
+            "PATH": SANDBOX_PATH,
+            "QCC_SANDBOX_DIR": str(self.sandbox.path),
+            "HOME": str(self.sandbox.home),
+            "LANG": "C.UTF-8",
+            "USER": self.user,
+            "LOGNAME": self.user,
+            "SHELL": "/bin/sh",
+        }
 
     @staticmethod
     def _kill(proc: asyncio.subprocess.Process) -> None:
@@ -234,8 +269,16 @@ class SandboxHost:
             return
         self._record({"command": command})
         proc = await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=self._env(), cwd=str(self.sandbox.home), start_new_session=True)
+            "/bin/sh",
+            "-c",
+            command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self._env(),
+            cwd=str(self.sandbox.home),
+            start_new_session=True,
+        )
         self._procs.add(proc)
 
         async def pump(reader: asyncio.StreamReader, writer: Any) -> None:

@@ -34,7 +34,8 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from bot.sandbox.database import MySQLTarget
-from bot.sandbox.scenario import Fault, Scenario, build_state, load_scenario
+from bot.sandbox.scenario import Fault, Scenario, load_scenario
+from bot.sandbox.state import build_state
 
 BIN_DIR = Path(__file__).with_name("bin")
 SANDBOX_PATH = f"{BIN_DIR}:/usr/bin:/bin"
@@ -84,12 +85,17 @@ def _load_stand_in_modules() -> ModuleType:
     """Import ``bin/_host.py`` (and ``_sandbox``) so the harness shares the stand-ins' logic."""
     if "_host" in sys.modules and getattr(sys.modules["_host"], "__file__", "").startswith(str(BIN_DIR)):
         return sys.modules["_host"]
-    for name in ("_sandbox", "_host"):
-        spec = importlib.util.spec_from_file_location(name, BIN_DIR / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
+    previous = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # keep bin/ free of __pycache__ (it ships as package data)
+    try:
+        for name in ("_sandbox", "_host"):
+            spec = importlib.util.spec_from_file_location(name, BIN_DIR / f"{name}.py")
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = previous
     return sys.modules["_host"]
 
 
@@ -105,7 +111,9 @@ class SandboxDir:
         self.scenario: Scenario | None = None
 
     @classmethod
-    def create(cls, parent: str | os.PathLike[str] | None = None, *, prefix: str = "qcc-sandbox-") -> SandboxDir:
+    def create(
+        cls, parent: str | os.PathLike[str] | None = None, *, prefix: str = "qcc-sandbox-"
+    ) -> SandboxDir:
         """A new empty sandbox in a fresh temporary directory (under ``parent`` if given)."""
         return cls(tempfile.mkdtemp(prefix=prefix, dir=parent))
 
@@ -141,8 +149,14 @@ class SandboxDir:
         return self.path / "home"
 
     # ------------------------------------------------------------------ scenario
-    def load(self, scenario: str | os.PathLike[str] | Scenario, *, database: MySQLTarget | None = None,
-             now: float | None = None, reset_logs: bool = True) -> Scenario:
+    def load(
+        self,
+        scenario: str | os.PathLike[str] | Scenario,
+        *,
+        database: MySQLTarget | None = None,
+        now: float | None = None,
+        reset_logs: bool = True,
+    ) -> Scenario:
         """Write ``state.json`` for ``scenario`` (a packaged name, a YAML path or a model).
 
         ``database`` is the real MySQL the scenario's schema checks and ``docker exec ...
@@ -153,14 +167,21 @@ class SandboxDir:
         sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.checkout.mkdir(exist_ok=True)
         names = {svc: (s.container_name or f"{sc.compose.project}-{svc}-1") for svc, s in sc.services.items()}
-        (self.checkout / sc.compose.file).write_text(_COMPOSE_FILE_TEXT.format(
-            file=sc.compose.file, mysql=names.get("mysql", "mysql"), proxy=names.get("proxy", "proxy")))
+        (self.checkout / sc.compose.file).write_text(
+            _COMPOSE_FILE_TEXT.format(
+                file=sc.compose.file, mysql=names.get("mysql", "mysql"), proxy=names.get("proxy", "proxy")
+            )
+        )
         scripts = self.checkout / "scripts"
         scripts.mkdir(exist_ok=True)
         (scripts / "deploy-server.sh").write_text(_DEPLOY_SCRIPT)
         (scripts / "deploy-server.sh").chmod(0o755)
-        state = build_state(sc, checkout=self.checkout, now=time.time() if now is None else now,
-                            database=database.as_state(sc.database.container_database) if database else None)
+        state = build_state(
+            sc,
+            checkout=self.checkout,
+            now=time.time() if now is None else now,
+            database=database.as_state(sc.database.container_database) if database else None,
+        )
         with self._lock(exclusive=True):
             tmp = self.state_path.with_suffix(".json.tmp")
             tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
@@ -210,9 +231,11 @@ class SandboxDir:
 
     def clear_faults(self) -> None:
         """Remove every fault (and their hit counters)."""
+
         def clear(st: dict[str, Any]) -> None:
             st["faults"] = []
             st["fault_hits"] = {}
+
         self.update_state(clear)
 
     def set_marker(self, name: str) -> None:
@@ -224,7 +247,7 @@ class SandboxDir:
     # ------------------------------------------------------------------ observations
     def commands(self) -> list[CommandRecord]:
         """Every stand-in invocation so far, in order (unreadable lines are skipped)."""
-        out = []
+        out: list[CommandRecord] = []
         try:
             raw = self.commands_log.read_bytes()
         except FileNotFoundError:
@@ -232,9 +255,17 @@ class SandboxDir:
         for line in raw.decode("utf-8", "replace").splitlines():
             try:
                 d = json.loads(line)
-                out.append(CommandRecord(time=d["time"], ts=float(d["ts"]), pid=int(d["pid"]),
-                                         ppid=int(d["ppid"]), prog=d["prog"], argv=list(d["argv"]),
-                                         cwd=d.get("cwd", "")))
+                out.append(
+                    CommandRecord(
+                        time=d["time"],
+                        ts=float(d["ts"]),
+                        pid=int(d["pid"]),
+                        ppid=int(d["ppid"]),
+                        prog=d["prog"],
+                        argv=list(d["argv"]),
+                        cwd=d.get("cwd", ""),
+                    )
+                )
             except (ValueError, KeyError, TypeError):
                 continue
         return out
@@ -273,24 +304,43 @@ class SandboxDir:
     def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """Environment for running stand-ins: ``base`` plus ``PATH`` (bin first) and ``QCC_SANDBOX_DIR``."""
         env = dict(base or {})
-        env.update({"PATH": SANDBOX_PATH, "QCC_SANDBOX_DIR": str(self.path), "LANG": "C.UTF-8",
-                    "HOME": str(self.home)})
+        env.update(
+            {
+                "PATH": SANDBOX_PATH,
+                "QCC_SANDBOX_DIR": str(self.path),
+                "LANG": "C.UTF-8",
+                "HOME": str(self.home),
+            }
+        )
         return env
 
     def sshd_env(self) -> dict[str, str]:
         """The ``SetEnv`` values a real sshd needs to serve this sandbox."""
         return {"PATH": SANDBOX_PATH, "QCC_SANDBOX_DIR": str(self.path)}
 
-    def run(self, argv: Sequence[str] | str, *, timeout_s: float = 60.0, input: bytes | None = None,
-            cwd: str | os.PathLike[str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    def run(
+        self,
+        argv: Sequence[str] | str,
+        *,
+        timeout_s: float = 60.0,
+        input: bytes | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
         """Run a stand-in (argv list) or a shell line (str, via ``/bin/sh -c``) with the sandbox env.
 
         Returns the completed process (bytes stdout/stderr). Raises
         :class:`subprocess.TimeoutExpired` past ``timeout_s`` (the process group is killed).
         """
         cmd = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
-        proc = subprocess.Popen(cmd, env=self.env(), cwd=cwd or self.home, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            env=self.env(),
+            cwd=cwd or self.home,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
             out, err = proc.communicate(input=input, timeout=timeout_s)
         except subprocess.TimeoutExpired:

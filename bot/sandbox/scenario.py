@@ -3,9 +3,9 @@
 A scenario is a YAML file in ``bot/sandbox/scenarios/`` (``<name>.yaml``). It *extends*
 another one (default ``_base``, the healthy host): the two are deep-merged (mappings merge
 key by key, lists and scalars replace, ``null`` deletes a key), then validated by
-:class:`Scenario`. :func:`build_state` converts it into the ``state.json`` dict that the
-stand-ins in ``bot/sandbox/bin/`` read (absolute epoch times, container IDs, PIDs,
-resolved log chunks). Shape, in short::
+:class:`Scenario`. :func:`bot.sandbox.state.build_state` converts it into the
+``state.json`` dict that the stand-ins in ``bot/sandbox/bin/`` read (absolute epoch times,
+container IDs, PIDs, resolved log chunks). Shape, in short::
 
     name: migration_failed
     title: ...
@@ -29,9 +29,8 @@ number, ``{go_ts}``/``{iso_ts}`` the line's own time. Errors: :class:`ScenarioEr
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import math
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,15 +61,15 @@ class LogChunk(_Model):
     """A block of log lines of one container run (see the module docstring)."""
 
     use: str | None = None  # splice in a snippet's chunks here
-    at: float | None = Field(None, ge=0)  # seconds after the container started
-    gap_s: float = Field(0.002, ge=0)  # pause after the previous chunk when `at` is not given
+    at: float | None = Field(default=None, ge=0)  # seconds after the container started
+    gap_s: float = Field(default=0.002, ge=0)  # pause after the previous chunk when `at` is not given
     stream: Literal["stdout", "stderr"] = "stderr"
     go_prefix: bool = True  # Go's `2006/01/02 15:04:05 ` before each line
     text: str = ""
     encoding: Literal["utf-8", "latin-1"] = "utf-8"  # latin-1: U+0080..U+00FF become raw bytes
-    repeat: int = Field(1, ge=1)
-    repeat_bytes: int | None = Field(None, ge=1)  # repeat until about this many bytes
-    interval_s: float = Field(0.0005, ge=0)  # time between consecutive lines
+    repeat: int = Field(default=1, ge=1)
+    repeat_bytes: int | None = Field(default=None, ge=1)  # repeat until about this many bytes
+    interval_s: float = Field(default=0.0005, ge=0)  # time between consecutive lines
 
 
 class HttpRoute(_Model):
@@ -100,12 +99,12 @@ class Proc(_Model):
     user: str = "root"
     comm: str | None = None
     args: str
-    rss_kb: int = Field(0, ge=0)
+    rss_kb: int = Field(default=0, ge=0)
     vsz_kb: int | None = None
-    pcpu: float = Field(0.0, ge=0)
-    started_ago_s: float = Field(3600.0, ge=0)
+    pcpu: float = Field(default=0.0, ge=0)
+    started_ago_s: float = Field(default=3600.0, ge=0)
     stat: str = "S"
-    count: int = Field(1, ge=1, le=500)
+    count: int = Field(default=1, ge=1, le=500)
 
 
 class Listener(_Model):
@@ -135,7 +134,7 @@ class Outcome(_Model):
 
     state: Literal["running", "exited"] = "running"
     exit_code: int = 0
-    run_s: float = Field(0.5, ge=0)
+    run_s: float = Field(default=0.5, ge=0)
     oom_killed: bool = False
     logs: list[LogChunk] = Field(default_factory=list)
     stats: Stats | None = None
@@ -155,10 +154,10 @@ class Requirement(_Model):
 
     kind: Literal["service_running", "mysql_column", "marker", "image_commit_not"]
     service: str | None = None
-    table: str = Field("nodes", pattern=r"^[A-Za-z0-9_]{1,64}$")
-    column: str | None = Field(None, pattern=r"^[A-Za-z0-9_]{1,64}$")
+    table: str = Field(default="nodes", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    column: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]{1,64}$")
     commits: list[str] = Field(default_factory=list)
-    marker: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    marker: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     fail: Outcome
 
     @model_validator(mode="after")
@@ -176,7 +175,7 @@ class StartSpec(_Model):
     """How a service behaves when started: requirements in order, then the healthy outcome."""
 
     requires: list[Requirement] = Field(default_factory=list)
-    ok: Outcome = Field(default_factory=Outcome)
+    ok: Outcome = Field(default_factory=lambda: Outcome())
 
 
 class _ContainerFields(_Model):
@@ -206,14 +205,14 @@ class _ContainerFields(_Model):
     @classmethod
     def _ports(cls, v: list[str] | None) -> list[str] | None:
         for p in v or []:
-            _parse_port(p)
+            parse_port(p)
         return v
 
 
 class Service(_ContainerFields):
     """A compose service (``container_name`` None means compose's ``<project>-<service>-1``)."""
 
-    container_name: str | None = Field(None, pattern=_NAME_RE)
+    container_name: str | None = Field(default=None, pattern=_NAME_RE)
     depends_on: list[str] = Field(default_factory=list)
     build: bool = False  # `up --build` rebuilds it from the checkout's HEAD
     start: StartSpec = Field(default_factory=StartSpec)
@@ -224,15 +223,15 @@ class ContainerSpec(_ContainerFields):
     gives the template; a container outside compose needs ``name``."""
 
     service: str | None = None
-    name: str | None = Field(None, pattern=_NAME_RE)
+    name: str | None = Field(default=None, pattern=_NAME_RE)
     project: str | None = None  # compose project label; default: the scenario's for services
     state: Literal["created", "running", "exited", "restarting", "paused", "dead"] = "running"
     exit_code: int = 0
     oom_killed: bool = False
     error: str = ""
-    created_ago_s: float | None = Field(None, ge=0)
-    started_ago_s: float = Field(3600.0, ge=0)
-    finished_ago_s: float | None = Field(None, ge=0)
+    created_ago_s: float | None = Field(default=None, ge=0)
+    started_ago_s: float = Field(default=3600.0, ge=0)
+    finished_ago_s: float | None = Field(default=None, ge=0)
     image_commit: str | None = None
     logs: list[LogChunk] = Field(default_factory=list)
 
@@ -265,7 +264,7 @@ class Database(_Model):
 
     nodes_has_health_check_model: bool = True
     reachable: bool = True  # False: the demo points the bot's MySQL at a closed port
-    container_database: str = Field("qcc_proxy", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    container_database: str = Field(default="qcc_proxy", pattern=r"^[A-Za-z0-9_]{1,64}$")
 
 
 class Memory(_Model):
@@ -308,15 +307,15 @@ class Fault(_Model):
     stdout: str = ""
     stderr: str = ""
     stdout_b64: str = ""
-    delay_s: float = Field(0.0, ge=0)
-    times: int | None = Field(None, ge=1)
+    delay_s: float = Field(default=0.0, ge=0)
+    times: int | None = Field(default=None, ge=1)
 
 
 class Compose(_Model):
     """The compose project and file of the environment."""
 
-    project: str = Field("qcc_test", pattern=_NAME_RE)
-    file: str = Field("docker-compose.test.yml", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    project: str = Field(default="qcc_test", pattern=_NAME_RE)
+    file: str = Field(default="docker-compose.test.yml", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
 
 
 class HostInfo(_Model):
@@ -340,8 +339,8 @@ class Scenario(_Model):
     title: str = ""
     description: str = ""
     expect: Expect = Field(default_factory=Expect)
-    compose: Compose = Field(default_factory=Compose)
-    database: Database = Field(default_factory=Database)
+    compose: Compose = Compose()
+    database: Database = Database()
     git: Git
     host: HostInfo = Field(default_factory=HostInfo)
     services: dict[str, Service] = Field(default_factory=dict)
@@ -384,8 +383,10 @@ class Scenario(_Model):
         out = [(f"containers.{k}.logs", c.logs) for k, c in self.containers.items()]
         for name, s in self.services.items():
             out.append((f"services.{name}.start.ok.logs", s.start.ok.logs))
-            out += [(f"services.{name}.start.requires.{i}.fail.logs", r.fail.logs)
-                    for i, r in enumerate(s.start.requires)]
+            out += [
+                (f"services.{name}.start.requires.{i}.fail.logs", r.fail.logs)
+                for i, r in enumerate(s.start.requires)
+            ]
         out += [(f"snippets.{k}", v) for k, v in self.snippets.items()]
         return out
 
@@ -441,8 +442,9 @@ def _resolve_raw(path: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
         return data
     if parent in seen or parent == path.stem:
         raise ScenarioError(f"{path}: `extends` loops through {parent!r}")
-    base = _resolve_raw(path.with_name(f"{parent}.yaml") if "/" not in parent else Path(parent),
-                        (*seen, path.stem))
+    base = _resolve_raw(
+        path.with_name(f"{parent}.yaml") if "/" not in parent else Path(parent), (*seen, path.stem)
+    )
     return deep_merge(base, data)
 
 
@@ -453,29 +455,27 @@ def scenario_from_dict(data: dict[str, Any], *, extends: str | None = BASE_SCENA
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()
+        ]
         raise ScenarioError(f"invalid scenario {data.get('name', '?')!r}", problems) from None
 
 
-def load_scenario(name_or_path: str | Path) -> Scenario:
+def load_scenario(name_or_path: str | os.PathLike[str]) -> Scenario:
     """Load a packaged scenario by name (``migration_failed``) or a YAML file by path.
 
     Raises :class:`ScenarioError` for an unknown name, unreadable YAML or invalid content.
     """
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
-        path = SCENARIO_DIR / f"{name_or_path}.yaml"
+        path = SCENARIO_DIR / f"{path}.yaml"
     raw = _resolve_raw(path)
     raw.setdefault("name", path.stem)
     return scenario_from_dict(raw, extends=None)
 
 
-# ---------------------------------------------------------------------------------------
-# Scenario -> state.json
-# ---------------------------------------------------------------------------------------
-
-
-def _parse_port(spec: str) -> dict[str, Any]:
+def parse_port(spec: str) -> dict[str, Any]:
+    """``"8001:8001"``/``"127.0.0.1:3308:3306"``/``"8001:8001/tcp"`` as a port dict. Raises ValueError."""
     body, _, proto = spec.partition("/")
     parts = body.split(":")
     if len(parts) == 2:
@@ -486,226 +486,9 @@ def _parse_port(spec: str) -> dict[str, Any]:
         raise ValueError(f"bad port {spec!r} (want HOST:CONTAINER)")
     if not (host_port.isdigit() and cport.isdigit()):
         raise ValueError(f"bad port {spec!r}")
-    return {"host_ip": host_ip, "host_port": int(host_port), "container_port": int(cport), "proto": proto or "tcp"}
-
-
-class _Builder:
-    """Stateful helper of :func:`build_state` (PID allocation, snippet expansion)."""
-
-    def __init__(self, sc: Scenario, now: float) -> None:
-        self.sc = sc
-        self.now = now
-        self.pid = 2000
-
-    def next_pid(self, block: int = 100) -> int:
-        self.pid += block + 37
-        return self.pid
-
-    def expand(self, chunks: list[LogChunk], depth: int = 0) -> list[LogChunk]:
-        out: list[LogChunk] = []
-        for ch in chunks:
-            if ch.use:
-                if depth > 8:
-                    raise ScenarioError(f"snippet {ch.use!r} nests too deep")
-                inner = self.expand(self.sc.snippets[ch.use], depth + 1)
-                if inner and ch.at is not None:
-                    inner[0] = inner[0].model_copy(update={"at": ch.at})
-                out.extend(inner)
-            else:
-                out.append(ch)
-        return out
-
-    def chunks(self, chunks: list[LogChunk]) -> tuple[list[dict[str, Any]], float]:
-        """Resolved chunk dicts (explicit ``at``) and the time of the last line.
-
-        A chunk starts at its ``at`` or ``gap_s`` after the previous chunk's last line. A log
-        is written in time order, so a chunk starting before the previous one ended is an
-        error (:class:`ScenarioError`).
-        """
-        out: list[dict[str, Any]] = []
-        end = 0.0
-        for ch in self.expand(chunks):
-            lines = ch.text[:-1].split("\n") if ch.text.endswith("\n") else ch.text.split("\n")
-            start = ch.at if ch.at is not None else (end + ch.gap_s if out else ch.gap_s)
-            if out and start < end:
-                raise ScenarioError(f"scenario {self.sc.name!r}: log chunk {lines[0][:60]!r} starts at "
-                                    f"{start:g}s, before the previous chunk ends ({end:g}s)")
-            repeat = ch.repeat
-            if ch.repeat_bytes:
-                per = sum(len(line.encode("utf-8")) + 1 + (20 if ch.go_prefix else 0) for line in lines)
-                repeat = max(1, math.ceil(ch.repeat_bytes / max(1, per)))
-            count = len(lines) * repeat
-            out.append({"at": round(start, 6), "stream": ch.stream, "go_prefix": ch.go_prefix, "lines": lines,
-                        "encoding": ch.encoding, "repeat": repeat, "interval_s": ch.interval_s})
-            end = start + (count - 1) * ch.interval_s
-        return out, end
-
-    def outcome(self, o: Outcome, svc: Service) -> dict[str, Any]:
-        chunks, end = self.chunks(o.logs)
-        out: dict[str, Any] = {"state": o.state, "exit_code": o.exit_code, "run_s": max(o.run_s, end + 0.01)
-                               if o.state == "exited" else o.run_s, "oom_killed": o.oom_killed, "logs": chunks}
-        if o.stats is not None:
-            out["stats"] = _stats(o.stats)
-        if o.http is not None:
-            out["http"] = {k: v.model_dump() for k, v in o.http.items()}
-        if o.http_delay_s is not None:
-            out["http_delay_s"] = o.http_delay_s
-        if o.processes is not None:
-            out["processes"] = self.procs(o.processes, child=True)
-        elif o.state == "running":
-            out["processes"] = self.procs(svc.processes or [], child=True)
-        return out
-
-    def procs(self, procs: list[Proc], *, child: bool = False) -> list[dict[str, Any]]:
-        out = []
-        for p in procs:
-            for i in range(p.count):
-                item: dict[str, Any] = {
-                    "ppid": p.ppid, "user": p.user, "args": p.args.replace("{i}", str(i + 1)),
-                    "rss_kb": p.rss_kb + (i * 7919) % 40000 if p.count > 1 and p.rss_kb else p.rss_kb,
-                    "vsz_kb": p.vsz_kb or p.rss_kb * 4, "pcpu": p.pcpu, "stat": p.stat,
-                    "started_ago_s": max(0.0, p.started_ago_s - i * 0.7),
-                }
-                item["comm"] = (p.comm or item["args"].split()[0].rsplit("/", 1)[-1])[:15]
-                if child:
-                    item.pop("ppid")
-                else:
-                    item["pid"] = (p.pid + i) if p.pid else self.next_pid(1)
-                out.append(item)
-        return out
-
-
-def _stats(s: Stats) -> dict[str, Any]:
-    return {"cpu": s.cpu, "mem_usage": s.mem_usage, "mem_perc": s.mem_perc, "net_io": s.net_io,
-            "block_io": s.block_io, "pids": s.pids}
-
-
-def _pick(c: ContainerSpec | None, svc: Service | None, field: str, default: Any = None) -> Any:
-    for src in (c, svc):
-        if src is not None and getattr(src, field) is not None:
-            return getattr(src, field)
-    return default
-
-
-def _http(c: ContainerSpec | None, svc: Service | None) -> dict[str, Any]:
-    routes = {k: v.model_dump() for k, v in (_pick(c, svc, "http") or {}).items()}
-    return routes
-
-
-def _template(b: _Builder, key: str, c: ContainerSpec | None, svc_name: str | None, svc: Service | None,
-              workdir: str) -> dict[str, Any]:
-    sc = b.sc
-    project = (c.project if c and c.project else (sc.compose.project if svc_name else None))
-    if c is not None and c.name:
-        name = c.name
-    elif svc is not None and svc.container_name:
-        name = svc.container_name
-    else:
-        name = f"{project}-{svc_name}-1"
-    labels: dict[str, str] = {}
-    if svc_name and project:
-        labels.update({
-            "com.docker.compose.project": project,
-            "com.docker.compose.service": svc_name,
-            "com.docker.compose.container-number": "1",
-            "com.docker.compose.oneoff": "False",
-            "com.docker.compose.project.config_files": f"{workdir}/{sc.compose.file}",
-            "com.docker.compose.project.working_dir": workdir,
-            "com.docker.compose.version": "2.29.7",
-            "com.docker.compose.config-hash": hashlib.sha256(f"{sc.name}/{name}".encode()).hexdigest(),
-            "com.docker.compose.image": "sha256:" + hashlib.sha256(f"img/{name}".encode()).hexdigest(),
-        })
-        if svc and svc.depends_on:
-            labels["com.docker.compose.depends_on"] = ",".join(f"{d}:service_started:false" for d in svc.depends_on)
-    labels.update(_pick(c, svc, "labels") or {})
-    path = _pick(c, svc, "path", "/bin/sh")
-    args = list(_pick(c, svc, "args", []) or [])
-    networks = {f"{project}_default" if project else "bridge": {"ip": _pick(c, svc, "ip", "172.18.0.3")}}
     return {
-        "name": name, "image": _pick(c, svc, "image", "busybox"),
-        "image_id": "sha256:" + hashlib.sha256(f"{sc.name}/{name}/image".encode()).hexdigest(),
-        "path": path, "args": args,
-        "comm": _pick(c, svc, "comm") or (args[0] if args else path.rsplit("/", 1)[-1])[:15],
-        "cmdline": _pick(c, svc, "cmdline") or " ".join([path, *args]),
-        "project": project, "service": svc_name, "labels": labels,
-        "ports": [_parse_port(p) for p in _pick(c, svc, "ports", []) or []],
-        "expose": list(_pick(c, svc, "expose", []) or []),
-        "env": [f"{k}={v}" for k, v in (_pick(c, svc, "env", {}) or {}).items()],
-        "networks": networks,
-        "mounts": [m.model_dump() for m in _pick(c, svc, "mounts", []) or []],
-        "stats": _stats(_pick(c, svc, "stats", Stats())),
-        "http": _http(c, svc), "http_delay_s": _pick(c, svc, "http_delay_s", 0.0),
-        "version": _pick(c, svc, "version"),
-        "rss_kb": _pick(c, svc, "rss_kb", 20480), "pcpu": _pick(c, svc, "pcpu", 0.3),
-        "stop_exit_code": _pick(c, svc, "stop_exit_code", 0),
-        "processes": b.procs(_pick(c, svc, "processes", []) or [], child=True),
-        "image_commit": None, "restart_count": 0,
-    }
-
-
-def build_state(sc: Scenario, *, checkout: Path, now: float, database: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``state.json`` dict for ``sc``: absolute times from ``now`` (epoch seconds).
-
-    ``checkout`` is the directory playing ``/opt/qcc_plus`` (git ``-C`` target, compose file
-    location); ``database`` (``host, port, user, password, database``) is where
-    ``mysql_column`` requirements and ``docker exec ... mysql`` go, or None.
-    """
-    b = _Builder(sc, now)
-    workdir = str(checkout)
-    head = sc.git.head or sc.git.commits[0].sha
-    services: dict[str, Any] = {}
-    for name, svc in sc.services.items():
-        tmpl = _template(b, name, None, name, svc, workdir)
-        tmpl["image_commit"] = head if svc.build else None
-        services[name] = {
-            "template": tmpl, "depends_on": list(svc.depends_on), "build": svc.build,
-            "start": {
-                "requires": [{**r.model_dump(exclude={"fail"}), "fail": b.outcome(r.fail, svc)}
-                             for r in svc.start.requires],
-                "ok": b.outcome(svc.start.ok, svc),
-            },
-        }
-    containers = []
-    for key, c in sc.containers.items():
-        svc_name = c.service or (key if key in sc.services else None)
-        svc = sc.services.get(svc_name) if svc_name else None
-        item = _template(b, key, c, svc_name, svc, workdir)
-        chunks, end = b.chunks(c.logs)
-        started = now - c.started_ago_s
-        created = now - (c.created_ago_s if c.created_ago_s is not None else c.started_ago_s + 2.0)
-        finished = None
-        if c.state in ("exited", "restarting", "dead"):
-            finished = now - c.finished_ago_s if c.finished_ago_s is not None else min(now, started + end + 0.01)
-        never_started = c.state == "created"
-        item.update({
-            "id": hashlib.sha256(f"{sc.name}/{key}/{item['name']}".encode()).hexdigest(),
-            "state": c.state, "exit_code": c.exit_code, "oom_killed": c.oom_killed, "error": c.error,
-            "created": created, "started": None if never_started else started, "finished": finished,
-            "prev_finished": None, "pid": 0 if never_started else b.next_pid(),
-            "image_commit": c.image_commit or (head if svc is not None and svc.build else None),
-            "logs": [] if never_started and not chunks else [{"t0": started, "chunks": chunks}],
-        })
-        containers.append(item)
-    return {
-        "version": 1,
-        "scenario": sc.name,
-        "loaded_at": now,
-        "host": {"hostname": sc.host.hostname, "boot_time": now - sc.host.uptime_s},
-        "compose": {"project": sc.compose.project, "file": sc.compose.file, "workdir": workdir},
-        "services": services,
-        "containers": containers,
-        "processes": b.procs([*sc.processes, *sc.extra_processes]),
-        "listeners": [dict(listener.model_dump(exclude={"http"}),
-                           http={k: v.model_dump() for k, v in (listener.http or {}).items()})
-                      for listener in [*sc.listeners, *sc.extra_listeners]],
-        "memory": sc.memory.model_dump(),
-        "disks": [d.model_dump() for d in sc.disks] if sc.disks else None,
-        "kernel": [{"t": now - k.ago_s, "text": k.text} for k in sc.kernel],
-        "git": {"workdir": workdir, "branch": sc.git.branch, "head": head, "detached": False,
-                "commits": [{"sha": c.sha, "ct": int(now - c.ago_s), "subject": c.subject, "author": c.author,
-                             "email": f"{c.author}@example.invalid"} for c in sc.git.commits]},
-        "database": database,
-        "faults": [f.model_dump() for f in sc.faults],
-        "fault_hits": {},
-        "next_pid": b.pid + 1000,
+        "host_ip": host_ip,
+        "host_port": int(host_port),
+        "container_port": int(cport),
+        "proto": proto or "tcp",
     }

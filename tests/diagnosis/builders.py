@@ -37,10 +37,10 @@ START = [(0.0, "==> qcc_plus container entrypoint (ccproxy proxy)", True),
 
 def start(upto: str = "listening") -> list[tuple[Any, ...]]:
     """The start-up lines up to and including the one containing ``upto``."""
-    out = []
+    out: list[tuple[Any, ...]] = []
     for e in START:
         out.append(e)
-        if upto in e[1]:
+        if upto in str(e[1]):
             break
     return out
 
@@ -49,7 +49,8 @@ def ps_row(name: str, status: str, service: str = "proxy", project: str = "qcc_t
     state = "running" if status.startswith("Up") else status.split()[0].lower()
     return json.dumps({"ID": name + "id", "Names": name, "Image": f"{project}-{service}", "State": state,
                        "Status": status, "Ports": ports,
-                       "Labels": f"com.docker.compose.project={project},com.docker.compose.service={service}"})
+                       "Labels": f"com.docker.compose.project={project},"
+                                 f"com.docker.compose.service={service}"})
 
 
 def inspect_obj(name: str, status: str, *, exit_code: int = 0, oom: bool = False, restarts: int = 0,
@@ -58,7 +59,8 @@ def inspect_obj(name: str, status: str, *, exit_code: int = 0, oom: bool = False
     return {"Id": name + "id", "Name": "/" + name, "RestartCount": restarts,
             "State": {"Status": status, "Running": status == "running", "Restarting": status == "restarting",
                       "OOMKilled": oom, "Pid": pid, "ExitCode": exit_code, "Error": error,
-                      "StartedAt": "2025-12-10T06:14:01.000000000Z" if status != "created" else "0001-01-01T00:00:00Z",
+                      "StartedAt": "0001-01-01T00:00:00Z" if status == "created"
+                      else "2025-12-10T06:14:01.000000000Z",
                       "FinishedAt": "2025-12-10T06:14:03.000000000Z"},
             "HostConfig": {"Memory": memory, "RestartPolicy": {"Name": "no"}},
             "Config": {"Env": env or [], "Labels": {"com.docker.compose.project": "qcc_test",
@@ -69,7 +71,7 @@ def step(step_id: str, output: str = "", status: str = "ok", **kw: Any) -> StepR
     return StepResult(id=step_id, title=step_id, status=StepStatus(status), output=output, **kw)
 
 
-def steps(**outputs: str | StepResult | list[Any] | dict[str, Any]) -> list[StepResult]:
+def steps(**outputs: Any) -> list[StepResult]:
     """``steps(proxy_logs="...", container_inspect=[obj, ...], schema_nodes=[rows])`` → StepResults."""
     out = []
     for step_id, value in outputs.items():
@@ -90,7 +92,8 @@ def schema(with_column: bool) -> list[dict[str, Any]]:
     cols = ["id", "name", "base_url", "api_key", "weight", "health_check_method"]
     if with_column:
         cols.append("health_check_model")
-    return [{"name": c, "type": "varchar(128)", "nullable": "YES", "default_value": None} for c in cols + ["created_at"]]
+    return [{"name": c, "type": "varchar(128)", "nullable": "YES", "default_value": None}
+            for c in [*cols, "created_at"]]
 
 
 FREE_LOW = ("               total        used        free      shared  buff/cache   available\n"
@@ -101,7 +104,8 @@ FREE_OK = ("               total        used        free      shared  buff/cache
 
 def ps_workers(n: int) -> str:
     rows = ["    PID    PPID   RSS %CPU ELAPSED COMMAND         COMMAND"]
-    rows += [f"   {4100 + i}    3990 176000 20.0      40 claude          claude -p --model claude-haiku-4-5 Reply OK"
+    rows += [f"   {4100 + i}    3990 176000 20.0      40 claude          claude -p --model claude-haiku-4-5 "
+             "Reply OK"
              for i in range(n)]
     rows.append("   3990    3970  61220 187.5     371 ccproxy         ccproxy proxy")
     return "\n".join(rows) + "\n"

@@ -29,7 +29,8 @@ def ctx() -> AnalysisContext:
         environment="test", compose_project="qcc_test", compose_file="docker-compose.test.yml",
         workdir="/opt/qcc_plus", proxy_port=8001, database="qcc_proxy",
         captured_at=datetime(2025, 12, 10, 6, 20, tzinfo=UTC),
-        rollback_command=["sh", "-c", 'git checkout --detach "$1" && docker compose -p "$2" -f "$3" up -d --build',
+        rollback_command=["sh", "-c", 'git checkout --detach "$1" && docker compose -p "$2" -f "$3" up -d '
+                                      '--build',
                           "rollback", "${commit}", "${compose_project}", "${compose_file}"],
     )
 

@@ -23,6 +23,7 @@ from bot.diagnosis.textutil import parse_time
 from bot.models import StepResult, StepStatus
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
+_ROLLBACK_FIELD = EnvironmentConfig.model_fields["rollback_command"]
 PW = "S3cr3t-Qcc-Pass!"  # the MySQL password the scenarios' `docker inspect` env carries (must be redacted)
 DEFAULT_CONTEXT: dict[str, Any] = {
     "environment": "test",
@@ -33,7 +34,7 @@ DEFAULT_CONTEXT: dict[str, Any] = {
     "database": "qcc_proxy",
     "has_mysql": True,
     "captured_at": "2025-12-10T06:20:00Z",
-    "rollback_command": EnvironmentConfig.model_fields["rollback_command"].default_factory(),  # type: ignore[misc]
+    "rollback_command": _ROLLBACK_FIELD.get_default(call_default_factory=True),  # the configured default
 }
 
 

@@ -6,17 +6,20 @@ import random
 import time
 
 from bot.diagnosis.logsummary import mask, summarize_logs
-from tests.diagnosis.builders import logtext, start
-from tests.diagnosis.quirks import fixture
+
+from .builders import logtext, start
+from .quirks import fixture
 
 
 def test_templates_group_similar_lines() -> None:
     """Lines differing in node names and numbers share one template with a count and an example."""
-    entries = [*start(), *[(31.0 + i, f"health check failed for node node-{i}: claude cli failed: signal: killed: "
+    entries = [*start(), *[(31.0 + i, f"health check failed for node node-{i}: claude cli failed: signal: "
+                                      "killed: "
                                       "stdout= stderr=") for i in range(40)]]
     s = summarize_logs(logtext(*entries))
     top = s.templates[0]
-    assert top.count == 40 and "signal: killed" in top.template and "<*>" in top.template or "<NUM>" in top.template
+    assert top.count == 40 and "signal: killed" in top.template
+    assert "<*>" in top.template or "<NUM>" in top.template
     assert top.example.startswith("2025-12-10T") and s.total_lines == len(entries)
 
 
@@ -24,7 +27,8 @@ def test_first_error_last_lines_and_dump_collapse() -> None:
     """The first error is kept; a goroutine dump keeps its first frames and is collapsed in last_lines."""
     s = summarize_logs(fixture("proxy_panic.log"))
     assert s.first_error is not None and "panic: runtime error" in s.first_error
-    assert s.goroutine_dump[0].endswith("panic: runtime error: invalid memory address or nil pointer dereference")
+    assert s.goroutine_dump[0].endswith("panic: runtime error: invalid memory address or nil pointer "
+                                        "dereference")
     assert any("health_scheduler.go:142" in ln for ln in s.goroutine_dump)
     assert len(s.last_lines) <= 20 and s.last_lines[-1].startswith("... ") and "collapsed" in s.last_lines[-1]
 
@@ -59,7 +63,8 @@ def test_bounded_templates_and_fast_on_large_logs() -> None:
     forms = ["[proxy] POST /v1/messages -> 200 node=node-{n} in={a} out={b} {ms}ms",
              "health check failed for node node-{n}: claude cli failed: signal: killed: stdout= stderr=",
              "request id={h} latency={ms}ms", "unique message number {a} about {h} {b}"]
-    lines, size = [], 0
+    lines: list[str] = []
+    size = 0
     while size < 10_000_000:
         msg = rnd.choice(forms).format(n=rnd.randrange(40), a=rnd.randrange(99999), b=rnd.randrange(900),
                                        ms=rnd.randrange(9000), h=f"{rnd.getrandbits(64):016x}")

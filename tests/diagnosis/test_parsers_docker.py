@@ -14,7 +14,8 @@ from bot.diagnosis.parsers import (
     resolve_container,
 )
 from bot.runbook.loader import load_runbook
-from tests.diagnosis.quirks import DOCUMENT_QUIRKS, QUIRKS, fixture
+
+from .quirks import DOCUMENT_QUIRKS, QUIRKS, fixture
 
 
 @pytest.mark.parametrize("quirk", QUIRKS)
@@ -68,7 +69,8 @@ def test_docker_inspect_exited(quirk: str) -> None:
     """`docker inspect` JSON array: exit code, timestamps (RFC3339Nano), labels, DSN presence (not value)."""
     states = parse_docker_inspect(DOCUMENT_QUIRKS[quirk](fixture("docker_inspect_exited.json")))
     proxy, mysql = states
-    assert (proxy.name, proxy.status, proxy.exit_code, proxy.running) == ("qcc_test_proxy", "exited", 1, False)
+    assert (proxy.name, proxy.status, proxy.exit_code) == ("qcc_test_proxy", "exited", 1)
+    assert not proxy.running
     assert proxy.started_at is not None and proxy.finished_at is not None
     assert proxy.finished_at > proxy.started_at
     assert proxy.compose_service == "proxy" and proxy.dsn_configured is True
@@ -100,12 +102,13 @@ def test_docker_stats_percent_and_dashes(quirk: str) -> None:
     proxy = rows["qcc_test_proxy"]
     assert proxy.cpu_pct == 199.5 and proxy.mem_pct == 97.94 and proxy.pids == 61
     assert proxy.mem_usage == round(1.9 * 1024**3) and proxy.mem_limit == round(1.94 * 1024**3)
-    stopped = rows["qcc_prod_proxy"]
-    assert (stopped.cpu_pct, stopped.mem_usage, stopped.mem_limit, stopped.mem_pct, stopped.pids) == (None,) * 5
+    s = rows["qcc_prod_proxy"]
+    assert [s.cpu_pct, s.mem_usage, s.mem_limit, s.mem_pct, s.pids] == [None] * 5
 
 
-@pytest.mark.parametrize(("value", "expected"), [("1.9GiB", round(1.9 * 1024**3)), ("402.1MiB", round(402.1 * 1024**2)),
-                                                 ("8.19kB", 8190), ("0B", 0), ("--", None), ("", None), ("12XB", None)])
+@pytest.mark.parametrize(("value", "expected"), [
+    ("1.9GiB", round(1.9 * 1024**3)), ("402.1MiB", round(402.1 * 1024**2)), ("8.19kB", 8190), ("0B", 0),
+    ("--", None), ("", None), ("12XB", None)])
 def test_parse_size(value: str, expected: int | None) -> None:
     """Docker's binary and decimal size units."""
     assert parse_size(value) == expected

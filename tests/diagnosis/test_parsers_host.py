@@ -17,7 +17,8 @@ from bot.diagnosis.hostparse import (
     parse_version_json,
 )
 from bot.diagnosis.logparse import parse_kernel_oom
-from tests.diagnosis.quirks import DOCUMENT_QUIRKS, QUIRKS, fixture
+
+from .quirks import DOCUMENT_QUIRKS, QUIRKS, fixture
 
 
 @pytest.mark.parametrize("quirk", QUIRKS)
@@ -38,7 +39,8 @@ def test_ss_without_root_has_no_holder() -> None:
 
 def test_ss_several_processes_share_a_socket() -> None:
     """nginx master and worker on one socket are both named."""
-    (row,) = parse_ss_listeners('LISTEN 0 511 0.0.0.0:8001 0.0.0.0:* users:(("nginx",pid=1201,fd=6),("nginx",pid=1200,fd=6))')
+    (row,) = parse_ss_listeners('LISTEN 0 511 0.0.0.0:8001 0.0.0.0:* '
+                                'users:(("nginx",pid=1201,fd=6),("nginx",pid=1200,fd=6))')
     assert row.processes == [("nginx", 1201), ("nginx", 1200)]
 
 
@@ -77,7 +79,8 @@ def test_ps_counts_claude_workers(quirk: str) -> None:
 
 def test_ps_node_running_claude_script_is_a_worker() -> None:
     """`node /usr/local/bin/claude -p ...` counts; an unrelated `nginx` does not."""
-    table = parse_ps("  10 1 150000 5.0 20 node /usr/local/bin/claude -p hi\n  11 1 9000 0.0 99 nginx nginx: worker\n")
+    table = parse_ps("  10 1 150000 5.0 20 node /usr/local/bin/claude -p hi\n  11 1 9000 0.0 99 nginx nginx: "
+                     "worker\n")
     assert [p.pid for p in table.workers] == [10]
 
 
@@ -92,7 +95,8 @@ def test_kernel_oom_dmesg(quirk: str) -> None:
 def test_kernel_oom_journal_cgroup_and_old_format() -> None:
     """journalctl -k lines, memory-cgroup kills and the old `Kill process ... or sacrifice child`."""
     events = parse_kernel_oom(fixture("journal_oom.txt"))
-    assert [(e.process, e.pid, e.cgroup) for e in events] == [("ccproxy", 3990, True), ("mysqld", 1822, False)]
+    assert [(e.process, e.pid, e.cgroup) for e in events] == [("ccproxy", 3990, True),
+                                                              ("mysqld", 1822, False)]
 
 
 @pytest.mark.parametrize(("text", "commit"), [
@@ -119,10 +123,10 @@ def test_git_log(quirk: str) -> None:
 
 @pytest.mark.parametrize("quirk", QUIRKS)
 def test_deploy_procs(quirk: str) -> None:
-    """deploy-server.sh, `docker compose ... build|up --build` and buildx are deploys; the grep itself is not."""
+    """deploy-server.sh, `docker compose ... build|up --build` and buildx are deploys; the grep is not."""
     procs = parse_deploy_procs(QUIRKS[quirk](fixture("deploy_procs.txt")))
-    assert [(p.pid, p.kind) for p in procs] == [(24117, "deploy_script"), (24388, "compose"), (24391, "build"),
-                                                (24502, "compose")]
+    assert [(p.pid, p.kind) for p in procs] == [(24117, "deploy_script"), (24388, "compose"),
+                                                (24391, "build"), (24502, "compose")]
 
 
 @pytest.mark.parametrize("quirk", DOCUMENT_QUIRKS)
@@ -138,7 +142,8 @@ def test_schema_columns_other_shapes() -> None:
     """Uppercase information_schema keys, DESCRIBE rows as JSON and `mysql -e 'DESCRIBE nodes'` text."""
     rows = [{"COLUMN_NAME": "id", "COLUMN_TYPE": "bigint", "IS_NULLABLE": "NO", "COLUMN_DEFAULT": None}]
     assert parse_schema_columns(json.dumps(rows))[0].name == "id"
-    assert parse_schema_columns(json.dumps([{"Field": "name", "Type": "varchar(128)"}]))[0].type == "varchar(128)"
+    describe_rows = [{"Field": "name", "Type": "varchar(128)"}]
+    assert parse_schema_columns(json.dumps(describe_rows))[0].type == "varchar(128)"
     text = "Field\tType\tNull\tKey\tDefault\tExtra\nid\tbigint\tNO\tPRI\tNULL\tauto_increment\n" \
            "health_check_method\tvarchar(16)\tNO\t\tcli\t\n"
     assert [c.name for c in parse_schema_columns(text)] == ["id", "health_check_method"]

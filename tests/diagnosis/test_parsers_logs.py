@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.diagnosis.logparse import parse_docker_logs, parse_log_line, parse_log_lines
-from tests.diagnosis.quirks import QUIRKS, fixture
+
+from .quirks import QUIRKS, fixture
 
 
 @pytest.mark.parametrize("quirk", QUIRKS)

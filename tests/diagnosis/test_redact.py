@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from bot.diagnosis.parsers import parse_docker_inspect
 from bot.diagnosis.redact import REDACTED, redact_text
+
+from .quirks import fixture
 
 CASES = [
     # the proxy's start-up credential lines
     ("2025/12/10 06:14:03 default admin account: username=admin password=Adm1n-9f3kQz7w", "Adm1n-9f3kQz7w"),
-    ("2025/12/10 06:14:03 default API key: sk-ant-api03-q8Zk2mP4xR7vT1nB6yW3cE9hJ5uL0aSd-AbCdEf", "sk-ant-api03"),
+    ("2025/12/10 06:14:03 default API key: sk-ant-api03-q8Zk2mP4xR7vT1nB6yW3cE9h-AbCdEf", "sk-ant-api03"),
     ("2025/12/10 06:14:03 proxy api key: qcc_live_7d1e6a9b2c4f8e0d3a5b7c9e1f2a4b6c", "qcc_live_7d1e"),
     ("2025/12/10 06:14:03 admin token: 3b1f0c9e8d7a6b5c4d3e2f1a", "3b1f0c9e8d7a"),
     ("默认管理员账号: admin 密码: Adm1n-9f3kQz7w", "Adm1n-9f3kQz7w"),
@@ -51,7 +56,8 @@ def test_secret_is_redacted(line: str, secret: str) -> None:
     "cd /opt/qcc_plus && docker compose -p qcc_test -f docker-compose.test.yml up -d --no-build",
     "[proxy] POST /v1/messages -> 200 node=n1 input_tokens=532 output_tokens=20",
     "using MySQL storage: ***@tcp(mysql:3306)/qcc_proxy",
-    "ALTER TABLE nodes ADD COLUMN health_check_model VARCHAR(128) DEFAULT 'claude-haiku-4-5-20251001' AFTER x",
+    "ALTER TABLE nodes ADD COLUMN health_check_model VARCHAR(128) DEFAULT 'claude-haiku-4-5-20251001' AFTER "
+    "x",
     "health check failed for node n1: claude cli failed: signal: killed: stdout= stderr=",
 ])
 def test_harmless_lines_are_untouched(line: str) -> None:
@@ -73,3 +79,14 @@ def test_idempotent() -> None:
     """Redacting twice changes nothing more."""
     once, _ = redact_text("\n".join(c[0] for c in CASES))
     assert redact_text(once) == (once, 0)
+
+
+def test_redaction_keeps_json_documents_valid() -> None:
+    """Secrets inside `docker inspect` JSON strings are replaced without breaking the JSON."""
+    text = fixture("docker_inspect_exited.json")
+    out, n = redact_text(text)
+    assert n == 3 and "S3cr3t" not in out
+    doc = json.loads(out)
+    assert "PROXY_MYSQL_DSN=***@tcp(mysql:3306)/qcc_proxy?parseTime=true&loc=Local" in doc[0]["Config"]["Env"]
+    assert "MYSQL_ROOT_PASSWORD=***" in doc[1]["Config"]["Env"]
+    assert parse_docker_inspect(out)[0].dsn_configured is True

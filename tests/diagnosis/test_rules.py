@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from bot.diagnosis import crashrules, rules
 from bot.diagnosis.context import AnalysisContext
-from tests.diagnosis.builders import (
+
+from .builders import (
     FREE_LOW,
     FREE_OK,
     facts,
@@ -34,19 +35,22 @@ def up() -> dict[str, object]:
 # ---------------------------------------------------------------- migration
 def test_migration_1054_phase_and_schema_confirm(ctx: AnalysisContext) -> None:
     """Error 1054 after `using MySQL storage`, column missing in the schema: migration_failed at 0.95."""
-    log = logtext(*start("using MySQL"), (2.0, "Error 1054 (42S22): Unknown column 'health_check_model' in 'field list'"))
+    log = logtext(*start("using MySQL"), (2.0, "Error 1054 (42S22): Unknown column 'health_check_model' in "
+                                               "'field list'"))
     f = facts(ctx, **exited(1), proxy_logs=log, schema_nodes=schema(False))
     assert f.run is not None and f.run.phase == "mysql_storage"
     hit = crashrules.migration_failed(f)
     assert hit is not None and hit.confidence == 0.95
-    assert any("Unknown column 'health_check_model'" in e and e.startswith("2025-12-10T") for e in hit.evidence)
+    assert any("Unknown column 'health_check_model'" in e and e.startswith("2025-12-10T")
+               for e in hit.evidence)
     assert any("has no column health_check_model" in e for e in hit.evidence)
     assert "using MySQL storage" in hit.detail
 
 
 def test_migration_without_sqlstate_and_column_present_weakens(ctx: AnalysisContext) -> None:
     """Old driver text (no `(42S22)`) still matches; the column present now weakens the finding."""
-    log = logtext(*start("using MySQL"), (2.0, "Error 1054: Unknown column 'health_check_model' in 'field list'"))
+    log = logtext(*start("using MySQL"), (2.0, "Error 1054: Unknown column 'health_check_model' in 'field "
+                                               "list'"))
     strong = crashrules.migration_failed(facts(ctx, **exited(1), proxy_logs=log, schema_nodes=schema(False)))
     weak = crashrules.migration_failed(facts(ctx, **exited(1), proxy_logs=log, schema_nodes=schema(True)))
     unknown = crashrules.migration_failed(facts(ctx, **exited(1), proxy_logs=log))
@@ -56,7 +60,8 @@ def test_migration_without_sqlstate_and_column_present_weakens(ctx: AnalysisCont
 
 def test_migration_duplicate_column(ctx: AnalysisContext) -> None:
     """Error 1060 in the [migration] phase: migration_failed, the existing column quoted."""
-    log = logtext(*start("[migration] start"), (1.3, "Error 1060 (42S21): Duplicate column name 'health_check_model'"))
+    log = logtext(*start("[migration] start"), (1.3, "Error 1060 (42S21): Duplicate column name "
+                                                     "'health_check_model'"))
     f = facts(ctx, **exited(1), proxy_logs=log, schema_nodes=schema(True))
     assert f.run is not None and f.run.phase == "migrating"
     hit = crashrules.migration_failed(f)
@@ -74,8 +79,8 @@ def test_migration_not_from_a_running_proxy_or_from_nothing(ctx: AnalysisContext
 def test_mysql_unavailable_refused_with_mysql_down(ctx: AnalysisContext) -> None:
     """dial tcp ... connection refused after the pool line, MySQL container Exited: quoted, strong."""
     log = logtext(*start("store: mysql pool"), (1.1, "dial tcp 172.18.0.2:3306: connect: connection refused"))
-    f = facts(ctx, container_status=EXITED_1 + "\n" + ps_row("qcc_test_mysql", "Exited (0) 1 minute ago", "mysql"),
-              proxy_logs=log)
+    mysql = ps_row("qcc_test_mysql", "Exited (0) 1 minute ago", "mysql")
+    f = facts(ctx, container_status=EXITED_1 + "\n" + mysql, proxy_logs=log)
     hit = crashrules.mysql_unavailable(f)
     assert hit is not None and hit.confidence > 0.9
     assert "qcc_test_mysql Exited (0) 1 minute ago" in hit.evidence
@@ -113,7 +118,8 @@ def test_access_denied_codes(ctx: AnalysisContext) -> None:
 # ---------------------------------------------------------------- config
 def test_config_invalid_dsn_and_sqlite(ctx: AnalysisContext) -> None:
     """invalid DSN with no store: line; SQLite storage while MySQL is expected (even when Up)."""
-    log = logtext(*start("health check mode"), (1.0, "invalid DSN: missing the slash separating the database name"))
+    log = logtext(*start("health check mode"), (1.0, "invalid DSN: missing the slash separating the database "
+                                                     "name"))
     f = facts(ctx, **exited(1), proxy_logs=log)
     assert f.run is not None and f.run.phase == "none"
     assert crashrules.config_error(f) is not None
@@ -141,7 +147,8 @@ def test_panic_quotes_first_frames(ctx: AnalysisContext) -> None:
 
 def test_exit2_without_panic_is_a_stop(ctx: AnalysisContext) -> None:
     """Exit 2, grep_panic empty: not a panic; `unknown` saying it was stopped."""
-    f = facts(ctx, **exited(2), proxy_logs=logtext(*start()), grep_panic=step("grep_panic", "", exit_status=1))
+    f = facts(ctx, **exited(2), proxy_logs=logtext(*start()),
+              grep_panic=step("grep_panic", "", exit_status=1))
     assert crashrules.panic(f) is None and crashrules.runtime_fatal(f) is None
     hit = crashrules.exit_without_crash(f)
     assert hit is not None and hit.id == "unknown" and "docker stop" in hit.title
@@ -164,7 +171,8 @@ def test_exit137_needs_memory_evidence(ctx: AnalysisContext) -> None:
     assert kill is not None and kill.id == "unknown" and "OOMKilled=false" in " ".join(kill.evidence)
     flagged = crashrules.oom_killed(facts(ctx, **exited(137, oom=True, memory=512 << 20)))
     assert flagged is not None and "OOMKilled=true" in " ".join(flagged.evidence)
-    kernel = facts(ctx, **exited(137), kernel_oom="Dec 10 06:15:11 h kernel: Out of memory: Killed process 3990 "
+    kernel = facts(ctx, **exited(137), kernel_oom="Dec 10 06:15:11 h kernel: Out of memory: Killed process "
+                                                  "3990 "
                                                   "(ccproxy) total-vm:2893320kB")
     assert crashrules.oom_killed(kernel) is not None
     assert crashrules.oom_killed(facts(ctx, **exited(137), host_memory=FREE_LOW)) is not None
@@ -173,8 +181,10 @@ def test_exit137_needs_memory_evidence(ctx: AnalysisContext) -> None:
 # ---------------------------------------------------------------- overload
 def test_overload_while_up(ctx: AnalysisContext) -> None:
     """signal: killed + many claude processes + host memory at zero: overload even though Up."""
-    log = logtext(*start(), (31.0, "[HealthScheduler] total nodes to check: 6 (concurrency=6, cli_concurrency=6)"),
-                  *[(61.0, f"health check failed for node n{i}: claude cli failed: signal: killed: stdout= stderr=")
+    log = logtext(*start(), (31.0, "[HealthScheduler] total nodes to check: 6 (concurrency=6, "
+                                   "cli_concurrency=6)"),
+                  *[(61.0, f"health check failed for node n{i}: claude cli failed: signal: killed: stdout= "
+                           "stderr=")
                     for i in range(6)])
     f = facts(ctx, **up(), proxy_logs=log, host_processes=ps_workers(8), host_memory=FREE_LOW)
     hit = rules.startup_health_check_overload(f)
@@ -192,7 +202,8 @@ def test_overload_needs_health_check_signals(ctx: AnalysisContext) -> None:
 # ---------------------------------------------------------------- containers, deploy, docker
 def test_deploy_in_progress_not_container_missing(ctx: AnalysisContext) -> None:
     """No containers while deploy-server.sh runs: deploy_in_progress, and container_missing stays silent."""
-    f = facts(ctx, container_status="", deploy_running="  24117   95 /bin/bash ./scripts/deploy-server.sh test\n")
+    f = facts(ctx, container_status="", deploy_running="  24117   95 /bin/bash ./scripts/deploy-server.sh "
+                                                       "test\n")
     assert rules.deploy_in_progress(f) is not None and rules.container_missing(f) is None
     missing = facts(ctx, container_status=ps_row("qcc_test_mysql", "Up 3 days", "mysql"),
                     deploy_running=step("deploy_running", "", exit_status=1))
@@ -202,7 +213,8 @@ def test_deploy_in_progress_not_container_missing(ctx: AnalysisContext) -> None:
 
 def test_container_missing_needs_evidence(ctx: AnalysisContext) -> None:
     """A failed `docker ps` is no evidence of absence; an unknown deploy state lowers confidence."""
-    assert rules.container_missing(facts(ctx, container_status=step("container_status", status="error"))) is None
+    failed = step("container_status", status="error")
+    assert rules.container_missing(facts(ctx, container_status=failed)) is None
     hit = rules.container_missing(facts(ctx, container_status=""))
     assert hit is not None and hit.confidence == 0.6 and "not ruled out" in hit.detail
 
@@ -213,7 +225,8 @@ def test_docker_unresponsive(ctx: AnalysisContext) -> None:
                                             error="exit status 1: " + DAEMON))
     hit = rules.docker_unresponsive(down)
     assert hit is not None and any("Cannot connect to the Docker daemon" in e for e in hit.evidence)
-    hung = facts(ctx, container_status=step("container_status", status="timeout", error="timed out after 15s"),
+    hung = facts(ctx, container_status=step("container_status", status="timeout", error="timed out after "
+                                                                                        "15s"),
                  container_inspect=step("container_inspect", status="timeout", error="timed out after 15s"),
                  host_memory=FREE_OK)
     assert (rules.docker_unresponsive(hung) or pytest_fail()).confidence >= 0.7
@@ -235,9 +248,11 @@ def test_port_conflict_bind_and_created(ctx: AnalysisContext) -> None:
     squat = ps_row("qcc_test-proxy-1", "Up 3 days", ports="0.0.0.0:8001->8001/tcp")
     created = facts(ctx, container_status=ps_row("qcc_test_proxy", "Created") + "\n" + squat,
                     port_publishers=squat,
-                    port_listeners='LISTEN 0 4096 0.0.0.0:8001 0.0.0.0:* users:(("docker-proxy",pid=2211,fd=4))')
+                    port_listeners='LISTEN 0 4096 0.0.0.0:8001 0.0.0.0:* '
+                                   'users:(("docker-proxy",pid=2211,fd=4))')
     hit = rules.port_conflict(created)
-    assert hit is not None and hit.confidence >= 0.85 and any("qcc_test-proxy-1 Up 3 days" in e for e in hit.evidence)
+    assert hit is not None and hit.confidence >= 0.85
+    assert any("qcc_test-proxy-1 Up 3 days" in e for e in hit.evidence)
 
 
 def test_own_published_port_is_not_a_conflict(ctx: AnalysisContext) -> None:
@@ -262,7 +277,8 @@ def test_disk_full(ctx: AnalysisContext) -> None:
 # ---------------------------------------------------------------- crash loop, slow start, healthy, useless
 def test_crash_loop_names_underlying(ctx: AnalysisContext) -> None:
     """Restarting with RestartCount 5 and a 1054 in each run: crash_loop mentions migration_failed."""
-    run = [*start("using MySQL"), (2.0, "Error 1054 (42S22): Unknown column 'health_check_model' in 'field list'")]
+    run = [*start("using MySQL"), (2.0, "Error 1054 (42S22): Unknown column 'health_check_model' in 'field "
+                                        "list'")]
     log = logtext(*run, *[(t + 10, m, *rest) for t, m, *rest in run])
     f = facts(ctx, container_status=ps_row("qcc_test_proxy", "Restarting (1) 3 seconds ago"),
               container_inspect=[inspect_obj("qcc_test_proxy", "restarting", exit_code=1, restarts=5)],
@@ -275,7 +291,8 @@ def test_crash_loop_names_underlying(ctx: AnalysisContext) -> None:
 
 def test_deploy_health_timeout(ctx: AnalysisContext) -> None:
     """Listening 75 s after the first line (deploy waits 60 s); a fast start is not a timeout."""
-    slow = [*start("[migration] start"), (74.0, "[migration] config->settings migration finished (18211 rows)"),
+    slow = [*start("[migration] start"), (74.0, "[migration] config->settings migration finished (18211 "
+                                                "rows)"),
             (75.0, "Claude Code proxy listening on :8001")]
     hit = rules.deploy_health_timeout(facts(ctx, **up(), proxy_logs=logtext(*slow)))
     assert hit is not None and any("listening 75 s after start" in e for e in hit.evidence)
@@ -294,11 +311,38 @@ def test_healthy_requires_everything(ctx: AnalysisContext) -> None:
 
 def test_up_but_useless(ctx: AnalysisContext) -> None:
     """Up, every node at the failure threshold (not killed): an `unknown` finding, never healthy."""
-    log = logtext(*start(), (31.0, "[HealthScheduler] total nodes to check: 2 (concurrency=2, cli_concurrency=2)"),
-                  (61.0, "health check failed for node a: claude cli failed: exit status 1: stdout= stderr=bad key"),
+    log = logtext(*start(), (31.0, "[HealthScheduler] total nodes to check: 2 (concurrency=2, "
+                                   "cli_concurrency=2)"),
+                  (61.0, "health check failed for node a: claude cli failed: exit status 1: stdout= "
+                         "stderr=bad key"),
                   (92.0, "[health] node a reached failure threshold (3/3), marking unavailable"),
                   (92.0, "[health] node b reached failure threshold (3/3), marking unavailable"))
     f = facts(ctx, **up(), proxy_logs=log, deployed_version='{"version":"v1.9.4","git_commit":"8c2d41f"}')
     hit = rules.up_but_useless(f)
     assert hit is not None and hit.id == "unknown" and "Up but not serving" in hit.title
     assert rules.healthy(f) is None
+
+
+def test_transient_driver_error_in_a_live_proxy_is_not_a_crash(ctx: AnalysisContext) -> None:
+    """`[mysql] ... unexpected EOF` as the last line of an Up proxy (idle connection closed) is no fatal."""
+    log = logtext(*start(), (600.0, "[mysql] 2025/12/10 06:24:01 packets.go:58 unexpected EOF", True))
+    f = facts(ctx, **up(), proxy_logs=log)
+    assert f.fatal is None and crashrules.mysql_unavailable(f) is None
+
+
+def test_phase_unknown_when_run_start_not_captured(ctx: AnalysisContext) -> None:
+    """A tail that starts mid-run: the phase is `unknown`, not `none` (which would mean a bad DSN)."""
+    log = logtext((2.0, "Error 1054 (42S22): Unknown column 'health_check_model' in 'field list'"))
+    f = facts(ctx, **exited(1), proxy_logs=log)
+    assert f.run is not None and f.run.phase == "unknown"
+    hit = crashrules.migration_failed(f)
+    assert hit is not None and "outside the captured log" in hit.detail
+
+
+def test_old_kernel_oom_lines_are_another_incident(ctx: AnalysisContext) -> None:
+    """Kernel OOM kills from days before the proxy started are ignored; recent ones count."""
+    old = "[Mon Dec  1 03:00:00 2025] Out of memory: Killed process 77 (ccproxy) total-vm:1kB"
+    new = "[Wed Dec 10 06:15:06 2025] Out of memory: Killed process 3990 (ccproxy) total-vm:1kB"
+    assert facts(ctx, **exited(137), kernel_oom=old).oom == []
+    assert crashrules.oom_killed(facts(ctx, **exited(137), kernel_oom=old)) is None
+    assert crashrules.oom_killed(facts(ctx, **exited(137), kernel_oom=new)) is not None

@@ -13,7 +13,8 @@ import pytest
 
 from bot.diagnosis.engine import analyze
 from bot.models import CAUSE_IDS, Diagnosis
-from tests.diagnosis.scenario_loader import PW, Scenario, all_scenarios, load_scenario
+
+from .scenario_loader import PW, Scenario, all_scenarios, load_scenario
 
 SCENARIOS = all_scenarios()
 STARTED = datetime(2025, 12, 10, 6, 20, 5, tzinfo=UTC)
@@ -68,3 +69,13 @@ def test_scenario_report_has_no_secret(path) -> None:  # noqa: ANN001
     blob = json.dumps(d.to_report_json()) + d.model_dump_json()
     for secret in (PW, "Adm1n-9f3kQz7w", "sk-ant-api03-q8Zk2m", "qcc_live_7d1e6a9b"):
         assert secret not in blob
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_reanalysis_of_redacted_steps_gives_the_same_causes(path) -> None:  # noqa: ANN001
+    """A bundle saved from the (redacted) Diagnosis.steps replays to the same ranked causes."""
+    s = load_scenario(path)
+    first = run(s)
+    again = analyze(first.steps, s.ctx, started_at=STARTED, duration_s=3.2)
+    assert [(c.id, c.confidence) for c in again.causes] == [(c.id, c.confidence) for c in first.causes]
+    assert [a.commands for a in again.actions] == [a.commands for a in first.actions]

@@ -62,6 +62,7 @@ class FakeSlackAPI:
         self.uploads: dict[str, bytes] = {}
         self.completed: list[dict[str, Any]] = []
         self.usergroups: dict[str, list[str]] = {}
+        self.secrets: set[str] = set()  # values a test asserts never reached Slack
         self.failures: dict[str, list[tuple[int, int | None]]] = {}
         self._ts = itertools.count(1)
         self._files = itertools.count(1)

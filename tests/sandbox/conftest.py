@@ -19,6 +19,7 @@ def box(tmp_path: Path) -> SandboxDir:
 @pytest.fixture
 def loaded(box: SandboxDir) -> Callable[[str], SandboxDir]:
     """``loaded("panic")`` loads a packaged scenario into ``box`` and returns it."""
+
     def load(name: str) -> SandboxDir:
         box.load(name)
         return box

@@ -11,8 +11,16 @@ from bot.diagnosis.parsers import parse_docker_ps, resolve_container
 from bot.sandbox import SandboxDir
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ")
-PS_JSON = ["docker", "ps", "-a", "--no-trunc", "--filter", "label=com.docker.compose.project=qcc_test",
-           "--format", "{{json .}}"]
+PS_JSON = [
+    "docker",
+    "ps",
+    "-a",
+    "--no-trunc",
+    "--filter",
+    "label=com.docker.compose.project=qcc_test",
+    "--format",
+    "{{json .}}",
+]
 
 
 def out(box: SandboxDir, argv: list[str] | str) -> str:
@@ -57,8 +65,9 @@ def test_ps_filters_quiet_and_publish(loaded: Callable[[str], SandboxDir]) -> No
     box = loaded("port_conflict")
     ids = out(box, ["docker", "ps", "-aq", "--filter", "label=com.docker.compose.project=qcc_test"]).split()
     assert len(ids) == 2 and all(len(i) == 12 for i in ids)
-    pub = parse_docker_ps(out(box, ["docker", "ps", "-a", "--no-trunc", "--filter", "publish=8001",
-                                    "--format", "{{json .}}"]))
+    pub = parse_docker_ps(
+        out(box, ["docker", "ps", "-a", "--no-trunc", "--filter", "publish=8001", "--format", "{{json .}}"])
+    )
     assert [c.name for c in pub] == ["qcc_proxy_debug"]
     running = parse_docker_ps(out(box, ["docker", "ps", "--format", "{{json .}}"]))
     assert "qcc_test_proxy" not in {c.name for c in running}  # Created, so not in plain `ps`
@@ -79,7 +88,9 @@ def test_inspect_array_and_missing_object(loaded: Callable[[str], SandboxDir]) -
     assert res.returncode == 1
     assert b"Error: No such object: ghost" in res.stderr
     assert len(json.loads(res.stdout)) == 1
-    fmt = out(box, ["docker", "inspect", "-f", "{{.State.ExitCode}} {{json .State.Running}}", "qcc_test_proxy"])
+    fmt = out(
+        box, ["docker", "inspect", "-f", "{{.State.ExitCode}} {{json .State.Running}}", "qcc_test_proxy"]
+    )
     assert fmt == "2 false\n"
 
 
@@ -102,8 +113,9 @@ def test_logs_tail_counts_records_across_streams(loaded: Callable[[str], Sandbox
     merged = out(box, "docker logs --tail 5 qcc_test_proxy 2>&1").splitlines()
     assert len(merged) == 5 and merged[-1].strip().startswith("/app/cmd/cccli/main.go:41")
     assert out(box, "docker logs --tail 0 qcc_test_proxy 2>&1") == ""
-    panic_line = next(line for line in out(box, "docker logs qcc_test_proxy 2>&1").splitlines()
-                      if line.startswith("panic:"))
+    panic_line = next(
+        line for line in out(box, "docker logs qcc_test_proxy 2>&1").splitlines() if line.startswith("panic:")
+    )
     assert panic_line == "panic: runtime error: invalid memory address or nil pointer dereference"
 
 
@@ -115,13 +127,26 @@ def test_logs_of_missing_container(loaded: Callable[[str], SandboxDir]) -> None:
 
 def test_stats_dashes_for_stopped(loaded: Callable[[str], SandboxDir]) -> None:
     """stats --all shows `--` for a stopped container and real figures for a running one."""
-    rows = [json.loads(line) for line in out(loaded("migration_failed"),
-                                             ["docker", "stats", "--no-stream", "--all", "--format",
-                                              "{{json .}}"]).splitlines()]
+    rows = [
+        json.loads(line)
+        for line in out(
+            loaded("migration_failed"), ["docker", "stats", "--no-stream", "--all", "--format", "{{json .}}"]
+        ).splitlines()
+    ]
     by_name = {r["Name"]: r for r in rows}
     assert by_name["qcc_test_proxy"]["CPUPerc"] == "--" and by_name["qcc_test_proxy"]["MemUsage"] == "-- / --"
     assert by_name["qcc_test_mysql"]["CPUPerc"].endswith("%")
-    assert set(rows[0]) == {"BlockIO", "CPUPerc", "Container", "ID", "MemPerc", "MemUsage", "Name", "NetIO", "PIDs"}
+    assert set(rows[0]) == {
+        "BlockIO",
+        "CPUPerc",
+        "Container",
+        "ID",
+        "MemPerc",
+        "MemUsage",
+        "Name",
+        "NetIO",
+        "PIDs",
+    }
 
 
 def test_unknown_flag_is_a_usage_error(loaded: Callable[[str], SandboxDir]) -> None:
@@ -133,7 +158,9 @@ def test_unknown_flag_is_a_usage_error(loaded: Callable[[str], SandboxDir]) -> N
 def test_compose_restart_needs_the_checkout(loaded: Callable[[str], SandboxDir]) -> None:
     """`compose -f FILE` resolves FILE from the current directory, as the real tool does."""
     box = loaded("migration_failed")
-    res = box.run(["docker", "compose", "-p", "qcc_test", "-f", "docker-compose.test.yml", "restart", "proxy"])
+    res = box.run(
+        ["docker", "compose", "-p", "qcc_test", "-f", "docker-compose.test.yml", "restart", "proxy"]
+    )
     assert res.returncode == 1 and b"no such file or directory" in res.stderr
     assert box.container_state("qcc_test_proxy") == "exited"
 
@@ -141,8 +168,10 @@ def test_compose_restart_needs_the_checkout(loaded: Callable[[str], SandboxDir])
 def test_restart_without_the_fix_fails_again(loaded: Callable[[str], SandboxDir]) -> None:
     """migration_failed: restart looks Up for a moment, then exits 1 with the same Error 1054."""
     box = loaded("migration_failed")
-    res = box.run(["docker", "compose", "-p", "qcc_test", "-f", "docker-compose.test.yml", "restart", "proxy"],
-                  cwd=box.checkout)
+    res = box.run(
+        ["docker", "compose", "-p", "qcc_test", "-f", "docker-compose.test.yml", "restart", "proxy"],
+        cwd=box.checkout,
+    )
     assert res.returncode == 0
     assert b"Container qcc_test_proxy  Restarting" in res.stderr and b"Started" in res.stderr
     assert box.container_state("qcc_test_proxy") == "running"
@@ -155,8 +184,10 @@ def test_restart_after_the_fix_stays_up(loaded: Callable[[str], SandboxDir]) -> 
     """With the fix in place (marker), restart gives a healthy start-up log and /version answers."""
     box = loaded("migration_failed")
     box.set_marker("health_check_model_added")
-    box.run(["docker", "compose", "-p", "qcc_test", "-f", "docker-compose.test.yml", "restart", "proxy"],
-            cwd=box.checkout)
+    box.run(
+        ["docker", "compose", "-p", "qcc_test", "-f", "docker-compose.test.yml", "restart", "proxy"],
+        cwd=box.checkout,
+    )
     assert box.container_state("qcc_test_proxy", at=time.time() + 60) == "running"
     time.sleep(0.6)  # log lines appear at their own time: the listening line ~0.3 s after start
     logs = out(box, "docker logs --tail 20 qcc_test_proxy 2>&1")
@@ -174,7 +205,9 @@ def test_up_starts_mysql_first(loaded: Callable[[str], SandboxDir]) -> None:
     time.sleep(0.5)  # the restarted proxy needs ~0.3 s to die; `up` would otherwise see it Running
     res = box.run([*compose, "up", "-d", "--no-build"], cwd=box.checkout)
     lines = res.stderr.decode().splitlines()
-    assert lines.index(" Container qcc_test_mysql  Started") < lines.index(" Container qcc_test_proxy  Started")
+    assert lines.index(" Container qcc_test_mysql  Started") < lines.index(
+        " Container qcc_test_proxy  Started"
+    )
     assert box.container_state("qcc_test_proxy", at=time.time() + 60) == "running"
 
 
@@ -204,8 +237,18 @@ def test_rollback_rebuilds_from_the_pinned_commit(loaded: Callable[[str], Sandbo
     assert box.container_state("qcc_test_proxy", at=time.time() + 5) == "exited"
     old_id = box.container("qcc_test_proxy")["id"]  # type: ignore[index]
     good = "2ecc82e78cad33e4e071a4a991a45028ceecc7dd"
-    res = box.run(["sh", "-c", 'git checkout --detach "$1" && docker compose -p "$2" -f "$3" up -d --build',
-                   "rollback", good, "qcc_test", "docker-compose.test.yml"], cwd=box.checkout)
+    res = box.run(
+        [
+            "sh",
+            "-c",
+            'git checkout --detach "$1" && docker compose -p "$2" -f "$3" up -d --build',
+            "rollback",
+            good,
+            "qcc_test",
+            "docker-compose.test.yml",
+        ],
+        cwd=box.checkout,
+    )
     assert res.returncode == 0, res.stderr
     assert b"Container qcc_test_proxy  Recreated" in res.stderr
     c = box.container("qcc_test_proxy")
@@ -219,8 +262,15 @@ def test_concurrent_mutations_keep_state_consistent(loaded: Callable[[str], Sand
     import subprocess
 
     box = loaded("healthy")
-    procs = [subprocess.Popen(["docker", "restart", "qcc_test_proxy"], env=box.env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE) for _ in range(20)]
+    procs = [
+        subprocess.Popen(
+            ["docker", "restart", "qcc_test_proxy"],
+            env=box.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(20)
+    ]
     assert all(p.wait(60) == 0 for p in procs)
     assert box.count("docker", "restart") == 20
     c = box.container("qcc_test_proxy")

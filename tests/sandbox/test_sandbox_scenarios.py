@@ -9,10 +9,19 @@ import pytest
 
 from bot.errors import UserError
 from bot.sandbox import SandboxDir, ScenarioError, load_scenario, scenario_from_dict, scenario_names
-from bot.sandbox.scenario import CauseId, build_state, deep_merge
+from bot.sandbox.scenario import CauseId, deep_merge
+from bot.sandbox.state import build_state
 
-REQUIRED = {"migration_failed", "panic", "port_conflict", "healthy", "startup_health_check_overload",
-            "mysql_unavailable", "deploy_in_progress", "migration_failed_seed_naming"}
+REQUIRED = {
+    "migration_failed",
+    "panic",
+    "port_conflict",
+    "healthy",
+    "startup_health_check_overload",
+    "mysql_unavailable",
+    "deploy_in_progress",
+    "migration_failed_seed_naming",
+}
 
 
 def test_required_scenarios_are_packaged() -> None:
@@ -65,9 +74,12 @@ def test_deep_merge_semantics() -> None:
 def test_invalid_scenario_reports_each_problem_with_its_path() -> None:
     """Unknown snippet, unknown service and a bad port are all reported at once."""
     with pytest.raises(ScenarioError) as exc:
-        scenario_from_dict({"name": "bad", "containers": {
-            "proxy": {"logs": [{"use": "no_such_snippet"}]},
-            "x": {"service": "nope"}}})
+        scenario_from_dict(
+            {
+                "name": "bad",
+                "containers": {"proxy": {"logs": [{"use": "no_such_snippet"}]}, "x": {"service": "nope"}},
+            }
+        )
     text = str(exc.value)
     assert "no_such_snippet" in text and "no service 'nope'" in text
     with pytest.raises(ScenarioError) as exc2:
@@ -83,8 +95,14 @@ def test_unknown_scenario_is_a_user_error() -> None:
 
 def test_overlapping_log_chunks_are_rejected(tmp_path: Path) -> None:
     """A chunk that starts before the previous one ends would print logs out of time order."""
-    sc = scenario_from_dict({"name": "overlap", "containers": {"proxy": {"logs": [
-        {"text": "a", "repeat": 10, "interval_s": 1.0}, {"at": 2.0, "text": "b"}]}}})
+    sc = scenario_from_dict(
+        {
+            "name": "overlap",
+            "containers": {
+                "proxy": {"logs": [{"text": "a", "repeat": 10, "interval_s": 1.0}, {"at": 2.0, "text": "b"}]}
+            },
+        }
+    )
     with pytest.raises(ScenarioError, match="before the previous chunk ends"):
         build_state(sc, checkout=tmp_path, now=1e9)
 

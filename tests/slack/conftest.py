@@ -63,7 +63,7 @@ async def fake_slack() -> AsyncIterator[FakeSlackAPI]:
     finally:
         await fake.stop()
     sent = fake.all_payload_text()
-    leaked = [s[:6] + "…" for s in SECRETS if s in sent]
+    leaked = [s[:6] + "…" for s in {*SECRETS, *fake.secrets} if s in sent]
     assert not leaked, f"configured secrets reached the fake Slack API: {leaked}"
 
 
@@ -93,13 +93,14 @@ StartBot = Callable[..., Awaitable[BotUnderTest]]
 
 @pytest.fixture
 async def start_bot(fake_slack: FakeSlackAPI, tmp_path: Any, mysql_password: str) -> AsyncIterator[StartBot]:
-    """``await start_bot(settings=None, shell=None, sql=None, transports=None, state_url=None)``."""
+    """``await start_bot(settings=None, shell=None, sql=None, transports=None, state_url=None,
+    real=False)``; ``real=True`` uses the real SSH/MySQL transports built from ``settings``."""
     stack = contextlib.AsyncExitStack()
 
     async def start(settings: Settings | None = None, shell: Any = None, sql: Any = None,
-                    transports: Any = None, state_url: str | None = None) -> BotUnderTest:
+                    transports: Any = None, state_url: str | None = None, real: bool = False) -> BotUnderTest:
         settings = settings or make_settings(fake_slack.api_url)
-        if transports is None:
+        if transports is None and not real:
             if shell is None:
                 shell, sql = migration_failed()
             transports = FakeTransportProvider({
@@ -109,6 +110,7 @@ async def start_bot(fake_slack: FakeSlackAPI, tmp_path: Any, mysql_password: str
         bot = await stack.enter_async_context(running_bot(
             settings, http=True, transports=transports, progress_interval_s=0.0,
             state_url=state_url or f"sqlite+aiosqlite:///{tmp_path}/state-{len(stack._exit_callbacks)}.db"))
+        fake_slack.secrets.update(bot.rt.services.secrets)  # e.g. a real database's random password
         runner, port = await start_http(bot.app, "127.0.0.1", 0)
         stack.push_async_callback(runner.cleanup)
         sim = SlackSim(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, fake_slack)

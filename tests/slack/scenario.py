@@ -11,6 +11,7 @@ line) so tests can prove they never reach Slack.
 from __future__ import annotations
 
 import json
+import re
 
 from bot.models import CommandResult
 from bot.transports.base import DEFAULT_MAX_OUTPUT_BYTES
@@ -98,7 +99,6 @@ class StatefulRunner(FakeCommandRunner):
             "inspect $IDS": _inspect(state, code),
             'ps -a --no-trunc --filter "label': rows,
             "logs --tail": LOG,
-            "logs --timestamps qcc_test_proxy": LOG,  # the escalation dump
             "migration|health_check_model": GREP_MIGRATION,
             "HealthScheduler": exit1,
             "panic|fatal": exit1,
@@ -113,12 +113,20 @@ class StatefulRunner(FakeCommandRunner):
             "log -3": GIT_LOG,
             "deploy-server": exit1,
             "compose -p qcc_test": "",
-            "sed -n": "",
             "rm -f": "",
         }
 
     async def run(self, command: str, *, timeout_s: float,
                   max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES) -> CommandResult:
+        lines = LOG.splitlines()
+        if "mktemp" in command and "logs --timestamps" in command:  # the escalation's log dump
+            self.commands_run.append(command)
+            return CommandResult(command=command, exit_status=0, stdout=f"/tmp/qcc-escalate.t1 0 {len(lines)}\n")
+        m = re.match(r"sed -n '(\d+),(\d+)p;\d+q' /tmp/qcc-escalate.t1$", command)
+        if m:
+            self.commands_run.append(command)
+            chunk = lines[int(m.group(1)) - 1:int(m.group(2))]
+            return CommandResult(command=command, exit_status=0, stdout="".join(x + "\n" for x in chunk))
         result = await super().run(command, timeout_s=timeout_s, max_output_bytes=max_output_bytes)
         if "compose -p qcc_test" in command and (" restart " in command or " up " in command):
             self.proxy_up = True

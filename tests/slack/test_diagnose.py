@@ -136,3 +136,24 @@ async def test_diagnose_transport_failure_reported(start_bot):
     parent, thread = await run_diagnose(bot)
     report = report_of(thread)
     assert "cannot reach" in json.dumps(report.blocks)
+
+
+async def test_escalate_uploads_redacted_archive_in_thread(bot):
+    """`/qcc escalate` posts a parent message and uploads one .tar.gz into its thread with the
+    complete proxy log, resources, the latest diagnosis and its replayable bundle — redacted."""
+    import io
+    import tarfile
+
+    await run_diagnose(bot)
+    parent, thread = await run_diagnose(bot, "escalate")
+    assert "escalation bundle" in parent.text
+    complete = bot.fake.calls_to("files.completeUploadExternal")[-1].params
+    assert complete["thread_ts"] == parent.ts and complete["channel_id"] == "CINC"
+    body = list(bot.fake.uploads.values())[-1]
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+        names = tar.getnames()
+        log = tar.extractfile("proxy.log").read().decode()
+    assert {"proxy.log", "resources.txt", "diagnosis.json", "README.txt", "bundle/manifest.json"} <= set(names)
+    assert "Error 1054" in log and "password=***" in log
+    assert any("proxy log line" in text_of(m.blocks) for m in thread)
+    assert "escalation_uploaded" in [e.event for e in await bot.rt.state.list_audit(20)]

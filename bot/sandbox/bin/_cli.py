@@ -23,8 +23,10 @@ def parse(argv: list[str], spec: dict, cmd: str, *, interspersed: bool = True) -
     """Split ``argv`` into ``(options, positionals)``; see the module docstring."""
     longs = {long: key for key, (long, _short, _kind) in spec.items() if long}
     shorts = {short: key for key, (_long, short, _kind) in spec.items() if short}
-    opts: dict = {key: ([] if kind == "multi" else (False if kind == "bool" else None))
-                  for key, (_l, _s, kind) in spec.items()}
+    opts: dict = {
+        key: ([] if kind == "multi" else (False if kind == "bool" else None))
+        for key, (_l, _s, kind) in spec.items()
+    }
     pos: list[str] = []
 
     def store(key: str, value: str) -> None:
@@ -37,7 +39,7 @@ def parse(argv: list[str], spec: dict, cmd: str, *, interspersed: bool = True) -
     while i < len(argv):
         arg = argv[i]
         if arg == "--":
-            pos.extend(argv[i + 1:])
+            pos.extend(argv[i + 1 :])
             break
         if arg.startswith("--") and len(arg) > 2:
             name, eq, value = arg[2:].partition("=")
@@ -64,7 +66,7 @@ def parse(argv: list[str], spec: dict, cmd: str, *, interspersed: bool = True) -
                     opts[key] = True
                     j += 1
                     continue
-                rest = arg[j + 1:]
+                rest = arg[j + 1 :]
                 if rest.startswith("="):
                     rest = rest[1:]
                 if not rest:
@@ -77,7 +79,7 @@ def parse(argv: list[str], spec: dict, cmd: str, *, interspersed: bool = True) -
         else:
             pos.append(arg)
             if not interspersed:
-                pos.extend(argv[i + 1:])
+                pos.extend(argv[i + 1 :])
                 break
         i += 1
     return opts, pos
@@ -85,8 +87,13 @@ def parse(argv: list[str], spec: dict, cmd: str, *, interspersed: bool = True) -
 
 def go_json(obj, indent: int | None = None) -> str:
     """JSON as Go's ``encoding/json`` writes it: sorted keys, ``<``, ``>``, ``&`` escaped."""
-    text = json.dumps(obj, sort_keys=True, ensure_ascii=False, indent=indent,
-                      separators=(",", ":") if indent is None else (",", ": "))
+    text = json.dumps(
+        obj,
+        sort_keys=True,
+        ensure_ascii=False,
+        indent=indent,
+        separators=(",", ":") if indent is None else (",", ": "),
+    )
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -150,7 +157,7 @@ def format_rows(fmt: str | None, rows: list[dict], headers: list[tuple[str, str]
     if not fmt or fmt == "table":
         return table([h for h, _ in headers], [[str(r.get(f, "")) for _, f in headers] for r in rows])
     if fmt.startswith("table "):
-        tmpl = fmt[len("table "):]
+        tmpl = fmt[len("table ") :]
         cols = [c for c in tmpl.replace("\\t", "\t").split("\t")]
         titles = [re.sub(r"[{}.]|json", "", c).strip().upper() for c in cols]
         body = [[render_template(c, r) for c in cols] for r in rows]

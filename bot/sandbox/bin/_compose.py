@@ -18,13 +18,25 @@ from _cli import Exit, format_rows, go_json, parse, usage_error
 from _sandbox import hang_forever, mutate, write_err, write_out
 
 GLOBAL_SPEC = {
-    "project": ("project-name", "p", "value"), "file": ("file", "f", "multi"),
-    "project_dir": ("project-directory", "", "value"), "env_file": ("env-file", "", "multi"),
-    "profile": ("profile", "", "multi"), "ansi": ("ansi", "", "value"), "progress": ("progress", "", "value"),
-    "parallel": ("parallel", "", "value"), "dry_run": ("dry-run", "", "bool"),
+    "project": ("project-name", "p", "value"),
+    "file": ("file", "f", "multi"),
+    "project_dir": ("project-directory", "", "value"),
+    "env_file": ("env-file", "", "multi"),
+    "profile": ("profile", "", "multi"),
+    "ansi": ("ansi", "", "value"),
+    "progress": ("progress", "", "value"),
+    "parallel": ("parallel", "", "value"),
+    "dry_run": ("dry-run", "", "bool"),
 }
-PS_HEADERS = [("NAME", "Name"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("SERVICE", "Service"),
-              ("CREATED", "RunningFor"), ("STATUS", "Status"), ("PORTS", "Ports")]
+PS_HEADERS = [
+    ("NAME", "Name"),
+    ("IMAGE", "Image"),
+    ("COMMAND", "Command"),
+    ("SERVICE", "Service"),
+    ("CREATED", "RunningFor"),
+    ("STATUS", "Status"),
+    ("PORTS", "Ports"),
+]
 
 
 def _progress(lines: list[str]) -> None:
@@ -78,31 +90,55 @@ def _order(state: dict, wanted: list[str], with_deps: bool) -> list[str]:
 
 
 def _project_containers(state: dict, project: str, service: str | None = None) -> list[dict]:
-    return [c for c in host.containers(state)
-            if c.get("project") == project and (service is None or c.get("service") == service)]
+    return [
+        c
+        for c in host.containers(state)
+        if c.get("project") == project and (service is None or c.get("service") == service)
+    ]
 
 
 def cmd_ps(state: dict, project: str, argv: list[str]) -> int:
-    opts, pos = parse(argv, {"all": ("all", "a", "bool"), "format": ("format", "", "value"),
-                             "quiet": ("quiet", "q", "bool"), "services": ("services", "", "bool")},
-                      "docker compose ps")
+    opts, pos = parse(
+        argv,
+        {
+            "all": ("all", "a", "bool"),
+            "format": ("format", "", "value"),
+            "quiet": ("quiet", "q", "bool"),
+            "services": ("services", "", "bool"),
+        },
+        "docker compose ps",
+    )
     now = time.time()
-    found = [c for c in _project_containers(state, project)
-             if (not pos or c.get("service") in pos) and (opts["all"] or host.is_running(c, now))]
+    found = [
+        c
+        for c in _project_containers(state, project)
+        if (not pos or c.get("service") in pos) and (opts["all"] or host.is_running(c, now))
+    ]
     if opts["quiet"]:
         write_out("".join(c["id"] + "\n" for c in found))
         return 0
     rows = []
     for c in found:
-        rows.append({
-            "Command": '"' + " ".join([c.get("path", ""), *c.get("args", [])]).strip() + '"',
-            "CreatedAt": host.created_at_text(c.get("created", now)), "ExitCode": int(c.get("exit_code", 0)),
-            "Health": "", "ID": c["id"], "Image": c.get("image", ""), "Name": c["name"], "Names": c["name"],
-            "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("labels") or {}).items())),
-            "Ports": host.ports_text(c, now), "Project": project, "Service": c.get("service", ""),
-            "RunningFor": host.human_duration(now - c.get("created", now)) + " ago", "Size": "0B",
-            "State": host.effective_state(c, now), "Status": host.status_text(c, now),
-        })
+        rows.append(
+            {
+                "Command": '"' + " ".join([c.get("path", ""), *c.get("args", [])]).strip() + '"',
+                "CreatedAt": host.created_at_text(c.get("created", now)),
+                "ExitCode": int(c.get("exit_code", 0)),
+                "Health": "",
+                "ID": c["id"],
+                "Image": c.get("image", ""),
+                "Name": c["name"],
+                "Names": c["name"],
+                "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("labels") or {}).items())),
+                "Ports": host.ports_text(c, now),
+                "Project": project,
+                "Service": c.get("service", ""),
+                "RunningFor": host.human_duration(now - c.get("created", now)) + " ago",
+                "Size": "0B",
+                "State": host.effective_state(c, now),
+                "Status": host.status_text(c, now),
+            }
+        )
     if opts["format"] == "json":
         write_out("".join(go_json(r) + "\n" for r in rows))
     else:
@@ -111,8 +147,11 @@ def cmd_ps(state: dict, project: str, argv: list[str]) -> int:
 
 
 def cmd_restart(directory: str, project: str, argv: list[str]) -> int:
-    _opts, pos = parse(argv, {"timeout": ("timeout", "t", "value"), "no_deps": ("no-deps", "", "bool")},
-                       "docker compose restart")
+    _opts, pos = parse(
+        argv,
+        {"timeout": ("timeout", "t", "value"), "no_deps": ("no-deps", "", "bool")},
+        "docker compose restart",
+    )
 
     def run(state: dict) -> tuple[list[str], str | None]:
         now = time.time()
@@ -137,11 +176,19 @@ def cmd_restart(directory: str, project: str, argv: list[str]) -> int:
 
 
 def cmd_up(directory: str, project: str, argv: list[str]) -> int:
-    spec = {"detach": ("detach", "d", "bool"), "build": ("build", "", "bool"), "no_build": ("no-build", "", "bool"),
-            "no_deps": ("no-deps", "", "bool"), "force_recreate": ("force-recreate", "", "bool"),
-            "no_recreate": ("no-recreate", "", "bool"), "wait": ("wait", "", "bool"),
-            "remove_orphans": ("remove-orphans", "", "bool"), "pull": ("pull", "", "value"),
-            "timeout": ("timeout", "t", "value"), "no_start": ("no-start", "", "bool")}
+    spec = {
+        "detach": ("detach", "d", "bool"),
+        "build": ("build", "", "bool"),
+        "no_build": ("no-build", "", "bool"),
+        "no_deps": ("no-deps", "", "bool"),
+        "force_recreate": ("force-recreate", "", "bool"),
+        "no_recreate": ("no-recreate", "", "bool"),
+        "wait": ("wait", "", "bool"),
+        "remove_orphans": ("remove-orphans", "", "bool"),
+        "pull": ("pull", "", "value"),
+        "timeout": ("timeout", "t", "value"),
+        "no_start": ("no-start", "", "bool"),
+    }
     opts, pos = parse(argv, spec, "docker compose up")
     if opts["build"] and opts["no_build"]:
         raise Exit(1, "--build and --no-build are incompatible\n")
@@ -161,14 +208,18 @@ def cmd_up(directory: str, project: str, argv: list[str]) -> int:
                 lines.append(f"Container {c['name']}  Recreate")
                 host.stop_container(c, now)
                 host.remove_container(state, c)
-                c = host.create_from_service(state, svc, now, image_commit=head if built else c.get("image_commit"))
+                c = host.create_from_service(
+                    state, svc, now, image_commit=head if built else c.get("image_commit")
+                )
                 lines.append(f"Container {c['name']}  Recreated")
             elif c is None:
                 clash = host.find_container(state, state["services"][svc]["template"]["name"])
                 if clash is not None:
-                    return lines, (f'Error response from daemon: Conflict. The container name "/{clash["name"]}" '
-                                   f'is already in use by container "{clash["id"]}". You have to remove (or '
-                                   "rename) that container to be able to reuse that name.")
+                    return lines, (
+                        f'Error response from daemon: Conflict. The container name "/{clash["name"]}" '
+                        f'is already in use by container "{clash["id"]}". You have to remove (or '
+                        "rename) that container to be able to reuse that name."
+                    )
                 lines.append(f"Container {state['services'][svc]['template']['name']}  Creating")
                 c = host.create_from_service(state, svc, now, image_commit=head if built else None)
                 lines.append(f"Container {c['name']}  Created")
@@ -195,10 +246,18 @@ def cmd_up(directory: str, project: str, argv: list[str]) -> int:
 
 
 def _simple(directory: str, project: str, argv: list[str], name: str, verb: tuple[str, str], action) -> int:
-    opts, pos = parse(argv, {"timeout": ("timeout", "t", "value"), "volumes": ("volumes", "v", "bool"),
-                             "remove_orphans": ("remove-orphans", "", "bool"), "force": ("force", "f", "bool"),
-                             "stop": ("stop", "s", "bool"), "rmi": ("rmi", "", "value")},
-                      f"docker compose {name}")
+    opts, pos = parse(
+        argv,
+        {
+            "timeout": ("timeout", "t", "value"),
+            "volumes": ("volumes", "v", "bool"),
+            "remove_orphans": ("remove-orphans", "", "bool"),
+            "force": ("force", "f", "bool"),
+            "stop": ("stop", "s", "bool"),
+            "rmi": ("rmi", "", "value"),
+        },
+        f"docker compose {name}",
+    )
 
     def run(state: dict) -> tuple[list[str], str | None]:
         now = time.time()
@@ -226,9 +285,17 @@ def _simple(directory: str, project: str, argv: list[str], name: str, verb: tupl
 
 
 def cmd_logs(state: dict, project: str, argv: list[str]) -> int:
-    opts, pos = parse(argv, {"tail": ("tail", "n", "value"), "timestamps": ("timestamps", "t", "bool"),
-                             "follow": ("follow", "f", "bool"), "no_prefix": ("no-log-prefix", "", "bool"),
-                             "no_color": ("no-color", "", "bool")}, "docker compose logs")
+    opts, pos = parse(
+        argv,
+        {
+            "tail": ("tail", "n", "value"),
+            "timestamps": ("timestamps", "t", "bool"),
+            "follow": ("follow", "f", "bool"),
+            "no_prefix": ("no-log-prefix", "", "bool"),
+            "no_color": ("no-color", "", "bool"),
+        },
+        "docker compose logs",
+    )
     now = time.time()
     tail = None if opts["tail"] in (None, "all") else int(opts["tail"])
     for c in reversed(_project_containers(state, project)):
@@ -252,8 +319,11 @@ def main(argv: list[str], directory: str, state: dict) -> int:
     project = _project_name(opts)
     simulated = (state.get("compose") or {}).get("project")
     if project != simulated:
-        raise Exit(1, f"qcc-sandbox: compose project {project!r} is not simulated here "
-                      f"(the scenario's project is {simulated!r})\n")
+        raise Exit(
+            1,
+            f"qcc-sandbox: compose project {project!r} is not simulated here "
+            f"(the scenario's project is {simulated!r})\n",
+        )
     if sub == "ps":
         return cmd_ps(state, project, rest)
     if sub == "restart":
@@ -263,16 +333,35 @@ def main(argv: list[str], directory: str, state: dict) -> int:
     if sub == "logs":
         return cmd_logs(state, project, rest)
     if sub == "stop":
-        return _simple(directory, project, rest, "stop", ("Stopping", "Stopped"),
-                       lambda st, c, now: host.stop_container(c, now) and None)
+        return _simple(
+            directory,
+            project,
+            rest,
+            "stop",
+            ("Stopping", "Stopped"),
+            lambda st, c, now: host.stop_container(c, now) and None,
+        )
     if sub == "start":
-        return _simple(directory, project, rest, "start", ("Starting", "Started"),
-                       lambda st, c, now: host.start_container(st, c, directory, now))
+        return _simple(
+            directory,
+            project,
+            rest,
+            "start",
+            ("Starting", "Started"),
+            lambda st, c, now: host.start_container(st, c, directory, now),
+        )
     if sub in ("down", "rm"):
+
         def remove(st: dict, c: dict, now: float) -> None:
             host.stop_container(c, now)
             host.remove_container(st, c)
 
-        return _simple(directory, project, rest, sub, ("Stopping", "Removed") if sub == "down" else
-                       ("Removing", "Removed"), remove)
-    raise Exit(1, f"unknown docker command: \"compose {sub}\"\n")
+        return _simple(
+            directory,
+            project,
+            rest,
+            sub,
+            ("Stopping", "Removed") if sub == "down" else ("Removing", "Removed"),
+            remove,
+        )
+    raise Exit(1, f'unknown docker command: "compose {sub}"\n')

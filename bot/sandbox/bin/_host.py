@@ -25,6 +25,7 @@ is shown as running until then (a proxy that dies 1 s after ``restart`` looks ``
 for that second, as on a real host).
 """
 
+# ruff: noqa: UP017 - runs under the host's python3, which may predate datetime.UTC (3.11)
 from __future__ import annotations
 
 import copy
@@ -42,22 +43,62 @@ from _sandbox import ZERO_TIME, human_duration, marker_exists, utc_iso
 _IDENT_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
-DEFAULT_MEMORY_MIB = {"total": 1967, "used": 612, "free": 702, "shared": 3, "buff_cache": 653,
-                      "available": 1187, "swap_total": 0, "swap_used": 0}
-DEFAULT_LISTENERS = [
+DEFAULT_MEMORY_MIB = {
+    "total": 1967,
+    "used": 612,
+    "free": 702,
+    "shared": 3,
+    "buff_cache": 653,
+    "available": 1187,
+    "swap_total": 0,
+    "swap_used": 0,
+}
+DEFAULT_LISTENERS: list[dict] = [
     {"addr": "0.0.0.0", "port": 22, "process": "sshd", "pid": 701, "fd": 3, "backlog": 128},
     {"addr": "[::]", "port": 22, "process": "sshd", "pid": 701, "fd": 4, "backlog": 128},
-    {"addr": "127.0.0.53%lo", "port": 53, "process": "systemd-resolve", "pid": 402, "fd": 14, "backlog": 4096},
+    {
+        "addr": "127.0.0.53%lo",
+        "port": 53,
+        "process": "systemd-resolve",
+        "pid": 402,
+        "fd": 14,
+        "backlog": 4096,
+    },
 ]
-DEFAULT_PROCESSES = [
+DEFAULT_PROCESSES: list[dict] = [
     {"pid": 1, "ppid": 0, "comm": "systemd", "args": "/sbin/init", "rss_kb": 12800, "vsz_kb": 167000},
-    {"pid": 402, "ppid": 1, "comm": "systemd-resolve", "args": "/lib/systemd/systemd-resolved", "rss_kb": 13100},
-    {"pid": 701, "ppid": 1, "comm": "sshd", "args": "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups",
-     "rss_kb": 9200},
-    {"pid": 880, "ppid": 1, "comm": "containerd", "args": "/usr/bin/containerd", "rss_kb": 48200, "pcpu": 0.3,
-     "stat": "Ssl"},
-    {"pid": 912, "ppid": 1, "comm": "dockerd", "args": "/usr/bin/dockerd -H fd:// "
-     "--containerd=/run/containerd/containerd.sock", "rss_kb": 81500, "pcpu": 0.5, "stat": "Ssl"},
+    {
+        "pid": 402,
+        "ppid": 1,
+        "comm": "systemd-resolve",
+        "args": "/lib/systemd/systemd-resolved",
+        "rss_kb": 13100,
+    },
+    {
+        "pid": 701,
+        "ppid": 1,
+        "comm": "sshd",
+        "args": "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups",
+        "rss_kb": 9200,
+    },
+    {
+        "pid": 880,
+        "ppid": 1,
+        "comm": "containerd",
+        "args": "/usr/bin/containerd",
+        "rss_kb": 48200,
+        "pcpu": 0.3,
+        "stat": "Ssl",
+    },
+    {
+        "pid": 912,
+        "ppid": 1,
+        "comm": "dockerd",
+        "args": "/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock",
+        "rss_kb": 81500,
+        "pcpu": 0.5,
+        "stat": "Ssl",
+    },
 ]
 DEFAULT_DISKS = [
     {"filesystem": "/dev/vda1", "size_k": 41152736, "used_k": 12582912, "avail_k": 26435120, "mount": "/"},
@@ -204,8 +245,9 @@ class _Renderer:
         return text.encode(enc, "replace" if enc != "utf-8" else "surrogateescape")
 
 
-def iter_log(c: dict, now: float, *, tail: int | None = None, since: float | None = None,
-             until: float | None = None):
+def iter_log(
+    c: dict, now: float, *, tail: int | None = None, since: float | None = None, until: float | None = None
+):
     """Yield ``(time, stream, line_bytes)`` of the visible log, oldest first.
 
     ``tail`` keeps the last N records (computed without generating the skipped ones, so a
@@ -231,11 +273,19 @@ def iter_log(c: dict, now: float, *, tail: int | None = None, since: float | Non
         skip = 0
 
 
-def stream_logs(c: dict, now: float, *, tail: int | None, timestamps: bool, since: float | None = None,
-                until: float | None = None, prefix: bytes = b"") -> None:
+def stream_logs(
+    c: dict,
+    now: float,
+    *,
+    tail: int | None,
+    timestamps: bool,
+    since: float | None = None,
+    until: float | None = None,
+    prefix: bytes = b"",
+) -> None:
     """Write ``c``'s log: its stdout records to our stdout, stderr records to our stderr."""
     out, err = sys.stdout.buffer, sys.stderr.buffer
-    bufs = {"stdout": [], "stderr": []}
+    bufs: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
     sizes = {"stdout": 0, "stderr": 0}
     current = None
 
@@ -286,9 +336,19 @@ def host_listeners(state: dict, now: float) -> list[dict]:
         for k, p in enumerate(c.get("ports") or []):
             base = int(c.get("pid") or 1000) - 2 - 2 * k
             for addr, pid in (("0.0.0.0", base), ("[::]", base - 1)):
-                out.append({"proto": p.get("proto", "tcp"), "addr": addr, "port": int(p["host_port"]),
-                            "process": "docker-proxy", "pid": pid, "fd": 4, "owner": c,
-                            "http": c.get("http") or {}, "http_delay_s": c.get("http_delay_s", 0)})
+                out.append(
+                    {
+                        "proto": p.get("proto", "tcp"),
+                        "addr": addr,
+                        "port": int(p["host_port"]),
+                        "process": "docker-proxy",
+                        "pid": pid,
+                        "fd": 4,
+                        "owner": c,
+                        "http": c.get("http") or {},
+                        "http_delay_s": c.get("http_delay_s", 0),
+                    }
+                )
     return out
 
 
@@ -313,7 +373,7 @@ def processes(state: dict, now: float) -> list[dict]:
     boot = float((state.get("host") or {}).get("boot_time") or now - 86400 * 12)
     out = []
     for p in base:
-        item = {"user": "root", "rss_kb": 0, "vsz_kb": 0, "pcpu": 0.0, "stat": "Ss", "start": boot}
+        item: dict = {"user": "root", "rss_kb": 0, "vsz_kb": 0, "pcpu": 0.0, "stat": "Ss", "start": boot}
         item.update(p)
         if "started_ago_s" in p:
             item["start"] = now - float(p["started_ago_s"])
@@ -328,28 +388,67 @@ def processes(state: dict, now: float) -> list[dict]:
             continue
         started = c.get("started") or now
         short = c["id"][:64]
-        out.append({"pid": pid - 1, "ppid": 1, "user": "root", "comm": "containerd-shim",
-                    "args": f"/usr/bin/containerd-shim-runc-v2 -namespace moby -id {short} "
-                            "-address /run/containerd/containerd.sock",
-                    "rss_kb": 11264, "vsz_kb": 1238400, "pcpu": 0.0, "start": started, "stat": "Sl"})
-        out.append({"pid": pid, "ppid": pid - 1, "user": c.get("user", "root"),
-                    "comm": c.get("comm") or os.path.basename(c.get("path") or "sh")[:15],
-                    "args": c.get("cmdline") or " ".join([c.get("path", ""), *c.get("args", [])]).strip(),
-                    "rss_kb": int(c.get("rss_kb", 20480)), "vsz_kb": int(c.get("rss_kb", 20480)) * 4,
-                    "pcpu": float(c.get("pcpu", 0.3)), "start": started, "stat": "Ssl"})
+        out.append(
+            {
+                "pid": pid - 1,
+                "ppid": 1,
+                "user": "root",
+                "comm": "containerd-shim",
+                "args": f"/usr/bin/containerd-shim-runc-v2 -namespace moby -id {short} "
+                "-address /run/containerd/containerd.sock",
+                "rss_kb": 11264,
+                "vsz_kb": 1238400,
+                "pcpu": 0.0,
+                "start": started,
+                "stat": "Sl",
+            }
+        )
+        out.append(
+            {
+                "pid": pid,
+                "ppid": pid - 1,
+                "user": c.get("user", "root"),
+                "comm": c.get("comm") or os.path.basename(c.get("path") or "sh")[:15],
+                "args": c.get("cmdline") or " ".join([c.get("path", ""), *c.get("args", [])]).strip(),
+                "rss_kb": int(c.get("rss_kb", 20480)),
+                "vsz_kb": int(c.get("rss_kb", 20480)) * 4,
+                "pcpu": float(c.get("pcpu", 0.3)),
+                "start": started,
+                "stat": "Ssl",
+            }
+        )
         for k, p in enumerate(c.get("ports") or []):
             base = pid - 2 - 2 * k
             for addr, ppid in (("0.0.0.0", base), ("::", base - 1)):
-                out.append({"pid": ppid, "ppid": 1, "user": "root", "comm": "docker-proxy",
-                            "args": f"/usr/bin/docker-proxy -proto tcp -host-ip {addr} -host-port "
-                                    f"{p['host_port']} -container-ip 172.18.0.3 -container-port "
-                                    f"{p['container_port']}",
-                            "rss_kb": 3968, "vsz_kb": 1745000, "pcpu": 0.0, "start": started, "stat": "Sl"})
+                out.append(
+                    {
+                        "pid": ppid,
+                        "ppid": 1,
+                        "user": "root",
+                        "comm": "docker-proxy",
+                        "args": f"/usr/bin/docker-proxy -proto tcp -host-ip {addr} -host-port "
+                        f"{p['host_port']} -container-ip 172.18.0.3 -container-port "
+                        f"{p['container_port']}",
+                        "rss_kb": 3968,
+                        "vsz_kb": 1745000,
+                        "pcpu": 0.0,
+                        "start": started,
+                        "stat": "Sl",
+                    }
+                )
         for i, child in enumerate(c.get("processes") or []):
-            item = {"pid": pid + 1 + i, "ppid": pid, "user": "root", "rss_kb": 0, "vsz_kb": 0, "pcpu": 0.0,
-                    "stat": "Sl", "start": started}
+            item = {
+                "pid": pid + 1 + i,
+                "ppid": pid,
+                "user": "root",
+                "rss_kb": 0,
+                "vsz_kb": 0,
+                "pcpu": 0.0,
+                "stat": "Sl",
+                "start": started,
+            }
             item.update(child)
-            item.setdefault("comm", (item.get("args") or "?").split()[0][:15])
+            item.setdefault("comm", str(item.get("args") or "?").split()[0][:15])
             item.setdefault("args", item["comm"])
             if "started_ago_s" in child:
                 item["start"] = now - float(child["started_ago_s"])
@@ -358,8 +457,11 @@ def processes(state: dict, now: float) -> list[dict]:
 
 
 BOOT_LINES = [
-    (0.0, "Linux version 6.1.0-28-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0) "
-          "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 (2024-11-22)"),
+    (
+        0.0,
+        "Linux version 6.1.0-28-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0) "
+        "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 (2024-11-22)",
+    ),
     (0.0, "Command line: BOOT_IMAGE=/boot/vmlinuz-6.1.0-28-amd64 root=/dev/vda1 ro console=ttyS0"),
     (1.52, "EXT4-fs (vda1): mounted filesystem with ordered data mode. Quota mode: none."),
     (6.91, "docker0: port 1(veth3c1d2e4) entered forwarding state"),
@@ -423,16 +525,34 @@ def mysql_column_exists(database: dict | None, table: str, column: str) -> bool:
     client = _mysql_client()
     if client is None:
         return False
-    sql = ("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE "
-           f"TABLE_SCHEMA='{db}' AND TABLE_NAME='{table}' AND COLUMN_NAME='{column}'")
+    sql = (
+        "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE "
+        f"TABLE_SCHEMA='{db}' AND TABLE_NAME='{table}' AND COLUMN_NAME='{column}'"
+    )
     env = dict(os.environ)
     env["MYSQL_PWD"] = str(database.get("password") or "")
     try:
         res = subprocess.run(
-            [client, "--protocol=TCP", "-h", str(database.get("host", "127.0.0.1")),
-             "-P", str(int(database.get("port", 3306))), "-u", str(database.get("user", "root")),
-             "--connect-timeout=3", "-N", "-B", "-e", sql],
-            capture_output=True, timeout=8, env=env, stdin=subprocess.DEVNULL, check=False,
+            [
+                client,
+                "--protocol=TCP",
+                "-h",
+                str(database.get("host", "127.0.0.1")),
+                "-P",
+                str(int(database.get("port", 3306))),
+                "-u",
+                str(database.get("user", "root")),
+                "--connect-timeout=3",
+                "-N",
+                "-B",
+                "-e",
+                sql,
+            ],
+            capture_output=True,
+            timeout=8,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired, ValueError):
         return False
@@ -445,8 +565,12 @@ def requirement_met(state: dict, c: dict, req: dict, directory: str, now: float)
         return True
     kind = req.get("kind")
     if kind == "service_running":
-        return any(x.get("project") == c.get("project") and x.get("service") == req.get("service")
-                   and is_running(x, now) for x in state.get("containers") or [])
+        return any(
+            x.get("project") == c.get("project")
+            and x.get("service") == req.get("service")
+            and is_running(x, now)
+            for x in state.get("containers") or []
+        )
     if kind == "mysql_column":
         return mysql_column_exists(state.get("database"), req.get("table", "nodes"), req.get("column", ""))
     if kind == "marker":
@@ -474,12 +598,16 @@ def start_container(state: dict, c: dict, directory: str, now: float) -> str | N
         if holder is None:
             continue
         if holder.get("owner") is not None:
-            msg = (f"driver failed programming external connectivity on endpoint {c['name']} "
-                   f"({_endpoint_id()}): Bind for 0.0.0.0:{p['host_port']} failed: port is already allocated")
+            msg = (
+                f"driver failed programming external connectivity on endpoint {c['name']} "
+                f"({_endpoint_id()}): Bind for 0.0.0.0:{p['host_port']} failed: port is already allocated"
+            )
         else:
-            msg = (f"driver failed programming external connectivity on endpoint {c['name']} "
-                   f"({_endpoint_id()}): failed to bind port 0.0.0.0:{p['host_port']}/tcp: Error starting "
-                   f"userland proxy: listen tcp4 0.0.0.0:{p['host_port']}: bind: address already in use")
+            msg = (
+                f"driver failed programming external connectivity on endpoint {c['name']} "
+                f"({_endpoint_id()}): failed to bind port 0.0.0.0:{p['host_port']}/tcp: Error starting "
+                f"userland proxy: listen tcp4 0.0.0.0:{p['host_port']}: bind: address already in use"
+            )
         c["error"] = msg
         return "Error response from daemon: " + msg
     service = (state.get("services") or {}).get(c.get("service") or "") or {}
@@ -527,11 +655,21 @@ def create_from_service(state: dict, name: str, now: float, *, image_commit: str
     """A new ``created`` container of service ``name`` from its template (new ID), added to state."""
     svc = state["services"][name]
     c = copy.deepcopy(svc["template"])
-    c.update({
-        "id": secrets.token_hex(32), "created": now, "state": "created", "started": None,
-        "finished": None, "prev_finished": None, "exit_code": 0, "error": "", "logs": [], "pid": 0,
-        "oom_killed": False,
-    })
+    c.update(
+        {
+            "id": secrets.token_hex(32),
+            "created": now,
+            "state": "created",
+            "started": None,
+            "finished": None,
+            "prev_finished": None,
+            "exit_code": 0,
+            "error": "",
+            "logs": [],
+            "pid": 0,
+            "oom_killed": False,
+        }
+    )
     if image_commit is not None:
         c["image_commit"] = image_commit
         c["image_id"] = "sha256:" + secrets.token_hex(32)

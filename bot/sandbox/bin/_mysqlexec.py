@@ -17,8 +17,19 @@ from _host import _mysql_client
 from _sandbox import Exit
 
 _WITH_VALUE = {"-u", "-h", "-P", "-S", "--user", "--host", "--port", "--socket", "--protocol"}
-_PREFIXES = ("-u", "-h", "-P", "-S", "-p", "--user=", "--host=", "--port=", "--socket=", "--protocol=",
-             "--password")
+_PREFIXES = (
+    "-u",
+    "-h",
+    "-P",
+    "-S",
+    "-p",
+    "--user=",
+    "--host=",
+    "--port=",
+    "--socket=",
+    "--protocol=",
+    "--password",
+)
 
 
 def sanitize(args: list[str], database: dict) -> list[str]:
@@ -47,17 +58,31 @@ def sanitize(args: list[str], database: dict) -> list[str]:
 def run_client(database: dict | None, args: list[str], *, interactive: bool) -> int:
     """Run the real client; returns its exit status. Raises :class:`Exit` when impossible."""
     if not database:
-        raise Exit(1, "ERROR 2002 (HY000): Can't connect to local server through socket "
-                      "'/var/run/mysqld/mysqld.sock' (2)\n")
+        raise Exit(
+            1,
+            "ERROR 2002 (HY000): Can't connect to local server through socket "
+            "'/var/run/mysqld/mysqld.sock' (2)\n",
+        )
     client = _mysql_client()
     if client is None:
-        raise Exit(127, 'OCI runtime exec failed: exec failed: unable to start container process: exec: '
-                        '"mysql": executable file not found in $PATH: unknown\n')
+        raise Exit(
+            127,
+            "OCI runtime exec failed: exec failed: unable to start container process: exec: "
+            '"mysql": executable file not found in $PATH: unknown\n',
+        )
     env = dict(os.environ)
     env["MYSQL_PWD"] = str(database.get("password") or "")
-    argv = [client, "--protocol=TCP", "-h", str(database.get("host", "127.0.0.1")),
-            "-P", str(int(database.get("port", 3306))), "-u", str(database.get("user", "root")),
-            *sanitize(args, database)]
+    argv = [
+        client,
+        "--protocol=TCP",
+        "-h",
+        str(database.get("host", "127.0.0.1")),
+        "-P",
+        str(int(database.get("port", 3306))),
+        "-u",
+        str(database.get("user", "root")),
+        *sanitize(args, database),
+    ]
     sys.stdout.flush()
     proc = subprocess.run(argv, env=env, stdin=None if interactive else subprocess.DEVNULL, check=False)
     return proc.returncode

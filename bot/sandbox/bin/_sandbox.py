@@ -15,6 +15,7 @@ use :func:`mutate`, which holds the exclusive lock across read-modify-write and 
 the file atomically. Times in the state are Unix epoch seconds (float, UTC).
 """
 
+# ruff: noqa: UP017 - runs under the host's python3, which may predate datetime.UTC (3.11)
 from __future__ import annotations
 
 import base64
@@ -181,6 +182,7 @@ def apply_faults(directory: str, state: dict, prog: str, argv: list[str]) -> Non
         if not _fault_matches(fault, prog, argv):
             continue
         if fault.get("times") is not None:
+
             def hit(st: dict, index: int = index, limit: int = int(fault["times"])) -> bool:
                 hits = st.setdefault("fault_hits", {})
                 used = int(hits.get(str(index), 0))
