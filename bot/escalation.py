@@ -148,7 +148,8 @@ class EscalationCollector:
         finally:
             await shell.run(f"rm -f {shlex.quote(remote)}", timeout_s=30)
 
-    async def _fetch_chunks(self, shell: CommandRunner, remote: str, out: Path, redact: _Redactor, rc: str) -> int:
+    async def _fetch_chunks(self, shell: CommandRunner, remote: str, out: Path, redact: _Redactor,
+                            rc: str) -> int:
         written = 0
         first = 1
         with out.open("w", encoding="utf-8") as fh:
@@ -156,7 +157,8 @@ class EscalationCollector:
                 fh.write(f"# docker logs exited with status {rc}\n")
             while True:
                 last = first + self.chunk_lines - 1
-                res = await shell.run(f"sed -n '{first},{last}p;{last}q' {shlex.quote(remote)}", timeout_s=120,
+                res = await shell.run(f"sed -n '{first},{last}p;{last}q' {shlex.quote(remote)}",
+                                      timeout_s=120,
                                       max_output_bytes=CHUNK_BYTES)
                 if not res.ok:
                     raise BotError(f"reading the proxy log failed at line {first} (exit {res.exit_status})")

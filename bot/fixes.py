@@ -92,13 +92,16 @@ class FixRunner:
                                    thread_ts=approval.thread_ts)
         start = time.monotonic()
         try:
-            outcome = await self._run(approval.id, approval.environment, approval.action, diag_run.diagnosis(),
+            outcome = await self._run(approval.id, approval.environment, approval.action,
+                                      diag_run.diagnosis(),
                                       diag_run.bundle_json)
         except asyncio.CancelledError:
-            await self._finish(run_id, approval_id, actor, ApprovalStatus.INTERRUPTED, "cancelled by shutdown")
+            await self._finish(run_id, approval_id, actor, ApprovalStatus.INTERRUPTED,
+                               "cancelled by shutdown")
             raise
         except BaseException as exc:
-            await self._finish(run_id, approval_id, actor, ApprovalStatus.FAILED, f"internal error: {type(exc).__name__}")
+            await self._finish(run_id, approval_id, actor, ApprovalStatus.FAILED,
+                               f"internal error: {type(exc).__name__}")
             raise
         outcome.duration_s = time.monotonic() - start
         await self.state.save_steps(run_id, "before", outcome.before)
@@ -106,7 +109,8 @@ class FixRunner:
         await self._finish(run_id, approval_id, actor, outcome.status, outcome.summary)
         return outcome
 
-    async def _finish(self, run_id: str, approval_id: str, actor: str, status: ApprovalStatus, summary: str) -> None:
+    async def _finish(self, run_id: str, approval_id: str, actor: str, status: ApprovalStatus,
+                      summary: str) -> None:
         run_status = {ApprovalStatus.SUCCEEDED: RunStatus.SUCCEEDED,
                       ApprovalStatus.INTERRUPTED: RunStatus.INTERRUPTED}.get(status, RunStatus.FAILED)
         summary = self._redact(summary)
@@ -130,11 +134,13 @@ class FixRunner:
         failed = next((r for r in results if not r.ok), None)
         error = None
         if failed is not None:
-            error = f"command failed ({failed.signal or f'exit {failed.exit_status}'}): {failed.command[:200]}"
+            how = failed.signal or f"exit {failed.exit_status}"
+            error = f"command failed ({how}): {failed.command[:200]}"
         elif not post.fixed:
             error = f"not verified: {post.detail}"
         status = ApprovalStatus.FAILED if error else ApprovalStatus.SUCCEEDED
-        return FixOutcome(**base, status=status, ran=True, precondition=pre, verification=post, commands=results,
+        return FixOutcome(**base, status=status, ran=True, precondition=pre, verification=post,
+                          commands=results,
                           after=after, error=error and self._redact(error))
 
     async def _commands(self, action: Action, transports: EnvironmentTransports) -> list[CommandResult]:

@@ -108,7 +108,8 @@ async def check_add_column(ctx: FixContext) -> Check:
 async def check_container_state(ctx: FixContext) -> Check:
     """No deploy/build is running, and the proxy container is still in the state the diagnosis
     saw (and not running)."""
-    steps = {s.id: s for s in await ctx.service.run_checks(ctx.env_name, ["container_status", "deploy_running"])}
+    steps = {s.id: s for s in await ctx.service.run_checks(ctx.env_name, ["container_status",
+                                                                          "deploy_running"])}
     status, deploys = steps.get("container_status"), steps.get("deploy_running")
     if status is None or status.status != StepStatus.OK:
         why = (status.error or status.status.value) if status else "step missing"
@@ -116,13 +117,15 @@ async def check_container_state(ctx: FixContext) -> Check:
     proxy = _proxy(ctx, parse_docker_ps(status.output))
     now = proxy.state if proxy else "missing"
     if now == "running":
-        return Check(holds=False, fixed=True, detail=f"the proxy container is running ({proxy.status if proxy else ''})")
+        return Check(holds=False, fixed=True,
+                     detail=f"the proxy container is running ({proxy.status if proxy else ''})")
     running = parse_deploy_procs(deploys.output) if deploys and deploys.status == StepStatus.OK else []
     if running:
         return Check(holds=False, detail=f"a deploy or build is running (pid {running[0].pid}); wait for it")
     diagnosed = _diagnosed_state(ctx)
     if diagnosed is not None and now != diagnosed:
-        return Check(holds=False, detail=f"the proxy container is {now} now; it was {diagnosed} when diagnosed")
+        return Check(holds=False,
+                     detail=f"the proxy container is {now} now; it was {diagnosed} when diagnosed")
     return Check(holds=True, detail=f"the proxy container is still {now}")
 
 
@@ -135,21 +138,25 @@ async def check_rollback(ctx: FixContext) -> Check:
         return Check(holds=False, detail="refusing a rollback relative to HEAD")
     wd = shlex.quote(ctx.env.workdir)
     res = await ctx.transports.shell.run(
-        f"git -C {wd} cat-file -e {commit}^{{commit}} && git -C {wd} rev-parse HEAD", timeout_s=CHECK_TIMEOUT_S)
+        f"git -C {wd} cat-file -e {commit}^{{commit}} && git -C {wd} rev-parse HEAD",
+        timeout_s=CHECK_TIMEOUT_S)
     if not res.ok:
-        return Check(holds=False, detail=f"pinned commit {commit[:12]} is not in the checkout at {ctx.env.workdir}")
+        return Check(holds=False,
+                     detail=f"pinned commit {commit[:12]} is not in the checkout at {ctx.env.workdir}")
     head = (res.stdout.strip().splitlines() or [""])[-1].strip()
     if head == commit:
         return Check(holds=False, fixed=True, detail=f"the checkout is at the pinned commit {commit[:12]}")
     expected = ctx.action.params.get("head") or ctx.action.params.get("bad_commit")
     if expected and head != expected:
-        return Check(holds=False, detail=f"HEAD moved since the diagnosis (now {head[:12]}, was {expected[:12]})")
+        return Check(holds=False,
+                     detail=f"HEAD moved since the diagnosis (now {head[:12]}, was {expected[:12]})")
     return Check(holds=True, detail=f"HEAD is {head[:12]}; pinned good commit {commit[:12]} is present")
 
 
 async def _port_state(ctx: FixContext) -> tuple[int, list[str], list[Container]]:
     port = int(ctx.action.params.get("port") or ctx.env.proxy_port)
-    steps = {s.id: s for s in await ctx.service.run_checks(ctx.env_name, ["port_listeners", "port_publishers"])}
+    steps = {s.id: s for s in await ctx.service.run_checks(ctx.env_name, ["port_listeners",
+                                                                          "port_publishers"])}
     listeners = steps.get("port_listeners")
     publishers = steps.get("port_publishers")
     if listeners is None or listeners.status != StepStatus.OK:
@@ -171,7 +178,8 @@ async def check_port_holder(ctx: FixContext) -> Check:
     if target:
         found = [c for c in squatters if c.name == target]
         if not found:
-            return Check(holds=False, fixed=True, detail=f"container {target} no longer publishes port {port}")
+            return Check(holds=False, fixed=True,
+                         detail=f"container {target} no longer publishes port {port}")
         return Check(holds=True, detail=f"container {target} still publishes port {port} ({found[0].state})")
     if pid:
         if not any(h.endswith(f":{pid}") for h in holders):
@@ -195,7 +203,8 @@ async def check_precondition(ctx: FixContext) -> Check:
     """Run the action's check; unknown actions and unreadable state never allow a run."""
     checker = CHECKS.get(ctx.action.id)
     if checker is None:
-        return Check(holds=False, detail=f"no precondition check is defined for fix {ctx.action.id!r}; not run")
+        return Check(holds=False,
+                     detail=f"no precondition check is defined for fix {ctx.action.id!r}; not run")
     try:
         return await checker(ctx)
     except TransportError as exc:

@@ -41,7 +41,8 @@ async def request_fix(rt: Runtime, req: ActionRequest) -> None:
     env = rt.settings.environment(proposal.environment)
     approval = await rt.state.request_approval(proposal.id, req.user, expiry_s=env.approval.expiry_s,
                                                channel=req.channel, thread_ts=req.thread_ts)
-    card_ts = await rt.out.post(req.channel, blocks.approval_card(approval, env.approval, production=env.production),
+    card_ts = await rt.out.post(req.channel, blocks.approval_card(approval, env.approval,
+                                                                  production=env.production),
                                 thread_ts=req.thread_ts)
     await rt.state.set_card(approval.id, card_ts)
 
@@ -55,7 +56,8 @@ async def decide(rt: Runtime, req: ActionRequest, approve: bool) -> Approval:
         else:
             await check_may_reject(rt, approval, req.user)
     except NotAuthorized as exc:
-        await rt.state.audit(req.user, "approval_refused", environment=approval.environment, subject=approval.id,
+        await rt.state.audit(req.user, "approval_refused", environment=approval.environment,
+                             subject=approval.id,
                              result="denied", detail=str(exc))
         raise
     target = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
@@ -105,4 +107,5 @@ async def approve(rt: Runtime, req: ActionRequest) -> None:
     """Decide (refusals raise to the clicker), then run the fix as its own task reporting in the thread."""
     approval = await decide(rt, req, approve=True)
     target = Target(channel=approval.channel, thread_ts=approval.thread_ts, in_thread=True)
-    rt.tasks.spawn(run_fix(rt, approval, req.user), name=f"fix-{approval.id[:8]}", on_error=reporter(rt, target))
+    rt.tasks.spawn(run_fix(rt, approval, req.user), name=f"fix-{approval.id[:8]}", on_error=reporter(rt,
+                                                                                                     target))

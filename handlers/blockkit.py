@@ -103,7 +103,8 @@ class Builder:
                 text=f"_{len(blocks) - len(head) - len(tail)} more block(s) are in `{self.file_name}`_")])
             blocks = head + [note] + tail
             self.cut = True
-        files = [FileOut(self.file_name, content="\n\n".join(self.full), title=self.title)] if self.cut else []
+        files = [FileOut(self.file_name, content="\n\n".join(self.full),
+                         title=self.title)] if self.cut else []
         return Message(text=text[:3000], blocks=blocks, files=files)
 
 

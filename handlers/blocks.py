@@ -46,7 +46,8 @@ def error(text: str, correlation_id: str | None = None) -> Message:
     return simple(text)
 
 
-def progress(env: str, rows: list[tuple[str, str, str, float | None, str | None]], *, done: bool = False) -> Message:
+def progress(env: str, rows: list[tuple[str, str, str, float | None, str | None]], *,
+             done: bool = False) -> Message:
     """The single progress message: rows of (step id, title, state, duration, note)."""
     b = Builder(f"progress-{env}.txt", "progress")
     head = f"*Runbook progress* · `{esc(env)}`" + (" · finished" if done else "")
@@ -72,7 +73,8 @@ def diagnose_started(env: str, user: str) -> Message:
     return simple(f"🔎 <@{user}> started a diagnosis of `{esc(env)}`. Progress and report in the thread.")
 
 
-def diagnose_finished(env: str, user: str, top: str | None, confidence: float | None, duration_s: float) -> Message:
+def diagnose_finished(env: str, user: str, top: str | None, confidence: float | None,
+                      duration_s: float) -> Message:
     found = f" Most likely: *{esc(top)}* ({confidence:.0%})." if top and confidence is not None else ""
     return simple(f"🔎 Diagnosis of `{esc(env)}` for <@{user}> finished in {duration_s:.1f}s.{found} "
                   "Report and fixes in the thread.")
@@ -183,13 +185,15 @@ def approval_card(approval: Approval, policy: ApprovalPolicy, *, production: boo
     b = Builder(f"approval-{approval.id[:8]}.txt", f"Commands of approval {approval.id[:8]}")
     state = approval.status.value
     b.add(HeaderBlock(text=f"{STATUS_ICONS.get(state, '')} Approval: {action.title}"[:150]))
-    target = "SQL on the environment's MySQL" if action.kind.value == "sql" else "shell on the environment's host"
+    sql = action.kind.value == "sql"
+    target = "SQL on the environment's MySQL" if sql else "shell on the environment's host"
     b.section(f"*Will run* ({target}):\n{commands_text(action.commands)}")
     if action.precondition:
         b.section(f"*Re-checked right before running:* {esc(action.precondition)}")
     b.section(_approval_fields(approval, policy, production))
     if state == "pending":
-        confirm = ConfirmObject(title="Run this fix?", text=f"This runs the commands above on {approval.environment}.",
+        confirm = ConfirmObject(title="Run this fix?",
+                                text=f"This runs the commands above on {approval.environment}.",
                                 confirm="Approve and run", deny="Cancel")
         b.add(ActionsBlock(elements=[
             ButtonElement(text="Approve", action_id="qcc_approve", value=approval.id, style="primary",
@@ -210,7 +214,8 @@ def fix_result(outcome: FixOutcome) -> Message:
     icon = {"succeeded": "✅", "failed": "❌"}.get(outcome.status.value, "⚠️")
     if not outcome.ran:
         b.section(f"⏭️ *Fix not run:* {esc(a.title)} on `{esc(outcome.environment)}`\n"
-                  f"The precondition no longer holds: {esc(outcome.precondition.detail)}. Nothing was executed.")
+                  f"The precondition no longer holds: {esc(outcome.precondition.detail)}. "
+                  "Nothing was executed.")
         return b.build(f"Fix not run: {a.title}")
     b.section(f"{icon} *Fix {outcome.status.value}:* {esc(a.title)} on `{esc(outcome.environment)}` "
               f"({outcome.duration_s:.1f}s)\n*Before:* {esc(outcome.precondition.detail)}"
@@ -219,11 +224,13 @@ def fix_result(outcome: FixOutcome) -> Message:
     for r in outcome.commands:
         status = f"exit {r.exit_status}" if r.exit_status is not None else (r.signal or "no exit status")
         out = (r.stdout + ("\n" + r.stderr if r.stderr else "")).strip()
-        b.section(f"`$ {esc(r.command[:400])}` → {status} ({r.duration_s:.1f}s)" + (f"\n{code(out)}" if out else ""))
+        b.section(f"`$ {esc(r.command[:400])}` → {status} ({r.duration_s:.1f}s)" + (f"\n{code(out)}" if out
+                                                                                    else ""))
     before = {s.id: s for s in outcome.before}
     for after in outcome.after:
         prev = before.get(after.id)
-        b.section(f"*{esc(after.title)}*: {prev.status.value if prev else 'not captured'} → {after.status.value}\n"
+        was = prev.status.value if prev else "not captured"
+        b.section(f"*{esc(after.title)}*: {was} → {after.status.value}\n"
                   + _step_diff(prev.output if prev else "", after.output))
     return b.build(f"Fix {outcome.status.value}: {a.title}")
 
@@ -266,20 +273,24 @@ def help_text(settings: Settings, env: str | None) -> Message:
         p = cfg.approval
         approvers = ", ".join(f"<@{u}>" for u in p.approvers) or "none"
         group = f" and <!subteam^{p.approver_usergroup}>" if p.approver_usergroup else ""
-        b.section(f"`{esc(name)}`{' (production)' if cfg.production else ''}: project `{esc(cfg.compose_project)}`"
+        prod = " (production)" if cfg.production else ""
+        b.section(f"`{esc(name)}`{prod}: project `{esc(cfg.compose_project)}`"
                   f" on `{esc(cfg.ssh.host)}` · approvers {approvers}{group} · self-approval "
-                  f"{'allowed' if p.allow_self_approval else 'not allowed'} · approvals expire after {p.expiry_s}s")
+                  f"{'allowed' if p.allow_self_approval else 'not allowed'} · "
+                  f"approvals expire after {p.expiry_s}s")
     return b.build("qcc help")
 
 
 def status(env: str, step: StepResult, containers: list[Container]) -> Message:
     b = Builder(f"status-{env}.txt", f"Container status ({env})")
     if step.status.value != "ok":
-        b.section(f"⚠️ Could not read container states of `{esc(env)}`: {esc(step.error or step.status.value)}")
+        why = esc(step.error or step.status.value)
+        b.section(f"⚠️ Could not read container states of `{esc(env)}`: {why}")
         return b.build(f"status of {env}: unavailable")
     rows = [f"{'🟢' if c.state == 'running' else '🔴'} `{esc(c.name)}` {esc(c.status or c.state)}"
             + (f" · {esc(c.ports)}" if c.ports else "") for c in containers]
-    b.section(f"*Containers of* `{esc(env)}` ({step.duration_s:.1f}s)\n" + ("\n".join(rows) or "_none found_"))
+    b.section(f"*Containers of* `{esc(env)}` ({step.duration_s:.1f}s)\n" + ("\n".join(rows)
+                                                                            or "_none found_"))
     return b.build(f"status of {env}: " + ", ".join(f"{c.name} {c.state}" for c in containers))
 
 
@@ -315,7 +326,8 @@ def interrupted(item: Interrupted) -> Message:
 
 def escalation_started(env: str, user: str) -> Message:
     return simple(f"📦 <@{user}> is gathering the escalation bundle for `{esc(env)}` "
-                  "(complete proxy log, CI run log, resource usage, latest diagnosis). It will appear in the thread.")
+                  "(complete proxy log, CI run log, resource usage, latest diagnosis). "
+                  "It will appear in the thread.")
 
 
 def escalation_done(env: str, members: list[str], notes: list[str], lines: int) -> Message:

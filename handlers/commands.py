@@ -56,10 +56,10 @@ def register(app: AsyncApp, rt: Runtime) -> None:
         try:
             cmd, env = plan(rt, req)
         except UserError as exc:
-            await ack(**describe(exc)[0].ack_kwargs())
+            await ack(**rt.out.scrub(describe(exc)[0].ack_kwargs()))
             return
         if cmd.sub == "help":
-            await ack(**blocks.help_text(rt.settings, env).ack_kwargs())
+            await ack(**rt.out.scrub(blocks.help_text(rt.settings, env).ack_kwargs()))
             return
         await ack()
         rt.tasks.spawn(run(rt, req, cmd, env), name=f"qcc-{cmd.sub}",

@@ -95,7 +95,8 @@ async def run_diagnosis(rt: Runtime, req: SlashRequest, env: str) -> None:
         result = await rt.services.diagnosis.diagnose(env, on_progress=on_progress)
     except BaseException as exc:
         await updates.close()
-        await state.finish_run(run.id, RunStatus.FAILED, actor=req.user, summary=type(exc).__name__)
+        ended = RunStatus.INTERRUPTED if isinstance(exc, asyncio.CancelledError) else RunStatus.FAILED
+        await state.finish_run(run.id, ended, actor=req.user, summary=type(exc).__name__)
         if isinstance(exc, BotError):
             await out.update(req.channel, parent_ts, blocks.diagnose_failed(env, str(exc)))
         raise
@@ -113,7 +114,8 @@ async def run_diagnosis(rt: Runtime, req: SlashRequest, env: str) -> None:
     top = diagnosis.top_cause
     await state.finish_run(run.id, RunStatus.SUCCEEDED, actor=req.user,
                            summary=f"{top.id} {top.confidence:.2f}" if top else "no cause",
-                           diagnosis_json=diagnosis.model_dump_json(), bundle_json=result.bundle.model_dump_json())
+                           diagnosis_json=diagnosis.model_dump_json(),
+                           bundle_json=result.bundle.model_dump_json())
     await out.post(req.channel, blocks.report(diagnosis, fixes, run_id=run.id), thread_ts=parent_ts)
     await out.update(req.channel, parent_ts, blocks.diagnose_finished(
         env, req.user, top.title if top else None, top.confidence if top else None, diagnosis.duration_s))

@@ -52,7 +52,7 @@ def describe(exc: BaseException) -> tuple[Message, str | None]:
         if who and text.startswith("already handled"):
             text = text.replace("already handled", f"Already handled by <@{who}>", 1)
         elif who:
-            text += f" (by <@{who}>)"
+            text += f" (requested by <@{who}>)"
         return blocks.simple(f"✋ {text}"), None
     if isinstance(exc, UserError):
         return blocks.simple(f"✋ {esc(str(exc))}"), None

@@ -33,7 +33,6 @@ async def show_audit(rt: Runtime, req: SlashRequest, n: int | None) -> None:
 
 async def escalate(rt: Runtime, req: SlashRequest, env: str) -> None:
     """Gather the escalation archive and upload it into a new thread."""
-    rt.settings.environment(env)
     parent_ts = await rt.out.post(req.channel, blocks.escalation_started(env, req.user))
     await rt.state.audit(req.user, "escalation_requested", environment=env)
     latest = await rt.state.latest_diagnosis(env)

@@ -70,7 +70,8 @@ def check_channel(settings: Settings, channel: str) -> None:
     """Raise :class:`NotAuthorized` when ``/qcc`` is not enabled in ``channel``."""
     allowed = settings.slack.allowed_channels
     if allowed and channel not in allowed:
-        raise NotAuthorized("/qcc is not enabled in this channel; ask an admin to add it to slack.allowed_channels")
+        raise NotAuthorized("/qcc is not enabled in this channel; "
+                            "ask an admin to add it to slack.allowed_channels")
 
 
 def resolve_environment(settings: Settings, channel: str, explicit: str | None) -> str:
@@ -83,7 +84,8 @@ def resolve_environment(settings: Settings, channel: str, explicit: str | None) 
     if name is None and len(settings.environments) == 1:
         name = next(iter(settings.environments))
     if name is None:
-        raise BadCommand(f"name an environment: {', '.join(sorted(settings.environments)) or 'none configured'}")
+        known = ", ".join(sorted(settings.environments)) or "none configured"
+        raise BadCommand(f"name an environment: {known}")
     env = settings.environment(name)
     if env.channels and channel not in env.channels:
         raise NotAuthorized(f"environment {name!r} can only be targeted from its own channel(s)")

@@ -22,8 +22,8 @@ async def _is_approver(rt: Runtime, env: str, user: str) -> bool:
         try:
             members = await rt.out.usergroup_members(policy.approver_usergroup)
         except SlackError as exc:
-            raise NotAuthorized("could not verify approver group membership with Slack; refusing (fail closed)") \
-                from exc
+            raise NotAuthorized("could not verify approver group membership with Slack; "
+                                "refusing (fail closed)") from exc
         return user in members
     return False
 
@@ -34,7 +34,8 @@ async def check_may_approve(rt: Runtime, approval: Approval, user: str) -> None:
     if user == approval.requested_by and not policy.allow_self_approval:
         raise NotAuthorized(f"you requested this fix; in {approval.environment} someone else must approve it")
     if not policy.approvers and not policy.approver_usergroup:
-        raise NotAuthorized(f"no approvers are configured for {approval.environment}; nobody can approve fixes there")
+        raise NotAuthorized(f"no approvers are configured for {approval.environment}; "
+                            "nobody can approve fixes there")
     if not await _is_approver(rt, approval.environment, user):
         raise NotAuthorized(f"you are not an approver for {approval.environment}")
 

@@ -30,7 +30,6 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Services, lifespan
@@ -57,7 +56,8 @@ def check_credentials(settings: Settings, *, http: bool) -> None:
     elif not bot.startswith("xoxb-"):
         problems.append("SLACK_BOT_TOKEN does not look like a bot token (expected xoxb-...)")
     if http and not (s.signing_secret and s.signing_secret.get_secret_value()):
-        problems.append("SLACK_SIGNING_SECRET is not set: HTTP mode cannot verify that requests come from Slack")
+        problems.append("SLACK_SIGNING_SECRET is not set: HTTP mode cannot verify that requests "
+                        "come from Slack")
     if not http:
         app_token = s.app_token.get_secret_value() if s.app_token else ""
         if not app_token:
@@ -91,7 +91,8 @@ async def ignore_retries(req: AsyncBoltRequest, resp: BoltResponse, next: Any) -
 def build_app(rt: Runtime, *, http: bool) -> AsyncApp:
     """The bolt app with every listener registered (``register(app, rt)`` per family)."""
     secret = rt.settings.slack.signing_secret
-    app = AsyncApp(name="qcc-bot", client=rt.out.client, signing_secret=secret.get_secret_value() if secret else "",
+    app = AsyncApp(name="qcc-bot", client=rt.out.client, signing_secret=secret.get_secret_value() if secret
+                   else "",
                    request_verification_enabled=http, process_before_response=False)
     app.middleware(ignore_retries)
     errors.register(app, rt)
@@ -101,7 +102,8 @@ def build_app(rt: Runtime, *, http: bool) -> AsyncApp:
 
 
 def build_runtime(services: Services, client: AsyncWebClient, *, progress_interval_s: float = 1.0) -> Runtime:
-    escalation = EscalationCollector(services.settings, services.diagnosis, services.transports, services.secrets)
+    escalation = EscalationCollector(services.settings, services.diagnosis, services.transports,
+                                     services.secrets)
     return Runtime(services=services, out=SlackOut(client, services.secrets), tasks=TaskRegistry(),
                    escalation=escalation, progress_interval_s=progress_interval_s)
 
@@ -118,7 +120,8 @@ async def recover(rt: Runtime) -> int:
             if item.approval_id and item.card_ts:
                 await approvals._refresh_card(rt, await rt.state.get_approval(item.approval_id))
         except SlackError as exc:
-            log.warning("could not announce interrupted %s %s: %s", item.kind, item.run_id or item.approval_id, exc)
+            log.warning("could not announce interrupted %s %s: %s", item.kind, item.run_id
+                        or item.approval_id, exc)
     return len(items)
 
 
@@ -196,6 +199,7 @@ async def serve(settings: Settings, http: bool = False, port: int = 3000, *, hos
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
     async with running_bot(settings, http=http, transports=transports) as bot:
+        await bot.rt.out.call("auth.test", bot.rt.out.client.auth_test())  # a wrong bot token stops here
         if http:
             runner, bound = await start_http(bot.app, host, port)
             log.info("qcc-bot listening on http://%s:%d%s", host, bound, EVENTS_PATH)
@@ -207,12 +211,11 @@ async def serve(settings: Settings, http: bool = False, port: int = 3000, *, hos
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             app_token = settings.slack.app_token.get_secret_value() if settings.slack.app_token else ""
+            # The Socket Mode client retries a refused connection forever: probe once to fail fast.
+            await bot.rt.out.call("apps.connections.open", bot.rt.out.client.apps_connections_open(
+                app_token=app_token))
             handler = AsyncSocketModeHandler(bot.app, app_token)
-            try:
-                await handler.connect_async()
-            except SlackApiError as exc:
-                raise SlackError(f"Socket Mode could not connect: {exc.response.get('error', 'error')}",
-                                 host="slack") from exc
+            await handler.connect_async()
             log.info("qcc-bot connected to Slack (Socket Mode)")
             try:
                 await stop.wait()

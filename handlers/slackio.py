@@ -44,20 +44,23 @@ class SlackOut:
     def _payload(self, msg: Message) -> dict[str, Any]:
         return {"text": self.scrub(msg.text), "blocks": self.scrub([b.to_dict() for b in msg.blocks])}
 
-    async def _call(self, method: str, call: Awaitable[T]) -> T:
+    async def call(self, method: str, call: Awaitable[T]) -> T:
+        """Await a Web API ``call``, translating failures into :class:`SlackError`."""
         try:
             return await call
         except SlackApiError as exc:
             data = exc.response.data if exc.response is not None else None
             error = data.get("error") if isinstance(data, dict) else f"HTTP {exc.response.status_code}"
-            raise SlackError(f"Slack {method} failed: {error or 'error'}", host="slack", detail=error) from exc
+            raise SlackError(f"Slack {method} failed: {error or 'error'}", host="slack",
+                             detail=error) from exc
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             raise SlackError(f"Slack {method} failed: {type(exc).__name__}", host="slack") from exc
 
     async def post(self, channel: str, msg: Message, *, thread_ts: str | None = None) -> str:
         """Post ``msg`` (then its files, in the same thread); returns the message ts."""
-        resp = await self._call("chat.postMessage", self.client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, unfurl_links=False, unfurl_media=False, **self._payload(msg)))
+        resp = await self.call("chat.postMessage", self.client.chat_postMessage(
+            channel=channel, thread_ts=thread_ts, unfurl_links=False, unfurl_media=False,
+            **self._payload(msg)))
         ts = str(resp["ts"])
         if msg.files:
             await self.upload(channel, thread_ts or ts, msg.files)
@@ -65,12 +68,12 @@ class SlackOut:
 
     async def update(self, channel: str, ts: str, msg: Message) -> None:
         """Replace the message ``ts`` (files of ``msg`` are posted in its thread)."""
-        await self._call("chat.update", self.client.chat_update(channel=channel, ts=ts, **self._payload(msg)))
+        await self.call("chat.update", self.client.chat_update(channel=channel, ts=ts, **self._payload(msg)))
         if msg.files:
             await self.upload(channel, ts, msg.files)
 
     async def ephemeral(self, channel: str, user: str, msg: Message, *, thread_ts: str | None = None) -> None:
-        await self._call("chat.postEphemeral", self.client.chat_postEphemeral(
+        await self.call("chat.postEphemeral", self.client.chat_postEphemeral(
             channel=channel, user=user, thread_ts=thread_ts, **self._payload(msg)))
 
     async def upload(self, channel: str, thread_ts: str | None, files: list[FileOut],
@@ -85,11 +88,12 @@ class SlackOut:
             else:
                 item["content"] = self.scrub(f.content or "")
             uploads.append(item)
-        await self._call("files_upload_v2", self.client.files_upload_v2(
+        await self.call("files_upload_v2", self.client.files_upload_v2(
             file_uploads=uploads, channel=channel, thread_ts=thread_ts,
             initial_comment=self.scrub(comment) if comment else None))
 
     async def usergroup_members(self, usergroup: str) -> set[str]:
         """User ids of a user group (``usergroups.users.list``). Raises :class:`SlackError`."""
-        resp = await self._call("usergroups.users.list", self.client.usergroups_users_list(usergroup=usergroup))
+        resp = await self.call("usergroups.users.list",
+                               self.client.usergroups_users_list(usergroup=usergroup))
         return {str(u) for u in (resp.get("users") or [])}

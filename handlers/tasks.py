@@ -31,7 +31,8 @@ class TaskRegistry:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str, on_error: ErrorHook | None = None) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str,
+              on_error: ErrorHook | None = None) -> asyncio.Task[Any]:
         """Start ``coro`` as a tracked task. Raises :class:`RegistryClosed` while shutting down."""
         if self._closed:
             coro.close()

@@ -65,10 +65,6 @@ def unknown_cause(facts: Facts) -> Cause:
     if facts.proxy_running and facts.version is None and run is not None and run.listening is not None:
         missing.append(f"an answer from /version on 127.0.0.1:{facts.ctx.proxy_port} (the proxy logged "
                        "that it listens but does not answer)")
-    if facts.proxy_running and facts.version is not None and (run is None or run.listening is None):
-        missing.append("the listening line (outside the captured log tail: raise log_tail to confirm the "
-                       "proxy "
-                       "is healthy; it is Up and /version answers)")
     what = "; ".join(missing) or "a line or state that matches a known failure"
     return finding("unknown", "Not enough evidence to name a cause", 0.2, evidence,
                    "Re-run the diagnosis once the missing evidence is available",

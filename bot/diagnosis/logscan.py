@@ -140,6 +140,7 @@ class RunInfo(BaseModel):
     storage: str | None = None  # mysql | sqlite
     listening: LogLine | None = None
     line_count: int = 0
+    start_seen: bool = False  # the run's start (banner / version line) is in the captured lines
 
     @property
     def listen_delay_s(self) -> float | None:
@@ -158,7 +159,8 @@ def scan_run(run: list[LogLine], *, ended: bool | None) -> RunInfo:
     end (at most two ordinary lines after it) counts. The phase is ``unknown`` when the
     run's start is not in the captured lines and no phase line precedes the fatal one.
     """
-    info = RunInfo(first=run[0] if run else None, last=run[-1] if run else None, line_count=len(run))
+    info = RunInfo(first=run[0] if run else None, last=run[-1] if run else None, line_count=len(run),
+                   start_seen=bool(run) and START_RE.match(run[0].message) is not None)
     cand_idx: int | None = None
     cand: tuple[str | None, int | None] = (None, None)
     crash_idx: int | None = None

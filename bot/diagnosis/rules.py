@@ -226,9 +226,16 @@ def up_but_useless(f: Facts) -> Finding | None:
 
 
 def healthy(f: Facts) -> Finding | None:
-    """Up, listening line present, /version answers, no error, no starved host."""
+    """Up, listening, /version answers, no error, no starved host.
+
+    The listening line is required when the run's start is in the captured log (a start-up
+    without it is still starting). When the tail begins mid-run (a long-running proxy), the
+    line is out of reach and /version answering is the proof that it listens (lower confidence).
+    """
     run = f.run
-    if f.proxy_running is not True or run is None or run.listening is None or run.fatal or f.version is None:
+    if f.proxy_running is not True or run is None or run.fatal or f.version is None:
+        return None
+    if run.listening is None and run.start_seen:
         return None
     hs = f.health
     if hs.killed or hs.threshold_nodes or len(hs.unavailable) >= 3 or f.mem_exhausted or f.no_space:
@@ -240,8 +247,15 @@ def healthy(f: Facts) -> Finding | None:
     v = f.version
     ev = [*status_row(f), *q(run.listening),
           f"/version: {v.version} (commit {v.git_commit or '?'}, built {v.build_date or '?'})"]
-    return finding("healthy", "Proxy is up and answering", 0.85, ev,
-                   "An error after the listening line, failed health checks, or /version not answering", "")
+    conf, detail = 0.85, ""
+    if run.listening is None:
+        conf = 0.75
+        ev.append(f"listening line outside the captured log ({run.line_count} lines of this run, start not "
+                  "included); /version answers, so it listens")
+        detail = "A long-running proxy: its start-up lines are older than the captured tail."
+    return finding("healthy", "Proxy is up and answering", conf, ev,
+                   "An error after the listening line, failed health checks, or /version not answering",
+                   detail)
 
 
 RULES: list[Rule] = [

@@ -16,7 +16,7 @@ UTC ``DATETIME(6)``; the store converts them to aware datetimes.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from sqlalchemy import (
     Column,
@@ -39,7 +39,7 @@ _LONG = Text().with_variant(mysql.LONGTEXT(), "mysql")
 _ID = 64
 
 
-class ApprovalStatus(str, Enum):
+class ApprovalStatus(StrEnum):
     """Life of an approval; only :data:`APPROVAL_TRANSITIONS` moves are allowed."""
 
     PENDING = "pending"
@@ -65,7 +65,7 @@ APPROVAL_TRANSITIONS: dict[ApprovalStatus, frozenset[ApprovalStatus]] = {
 }
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     """Life of a diagnosis or fix run."""
 
     RUNNING = "running"
@@ -74,7 +74,7 @@ class RunStatus(str, Enum):
     INTERRUPTED = "interrupted"
 
 
-class RunKind(str, Enum):
+class RunKind(StrEnum):
     DIAGNOSIS = "diagnosis"
     FIX = "fix"
 

@@ -135,7 +135,8 @@ class StateStore:
                   "created_by": created_by, "created_at": self._now()}
         async with self.engine.begin() as conn:
             await conn.execute(insert(m.incidents).values(**values))
-            await self._audit(conn, created_by, "incident_opened", environment=environment, subject=values["id"])
+            await self._audit(conn, created_by, "incident_opened", environment=environment,
+                              subject=values["id"])
         return Incident(**{**values, "created_at": self.clock()})
 
     async def start_run(self, kind: RunKind, environment: str, *, actor: str, incident_id: str | None = None,
@@ -143,12 +144,14 @@ class StateStore:
                         run_id: str | None = None) -> RunRecord:
         """Record a run as ``running`` owned by this instance (``run_id`` default: a new id)."""
         now = self._now()
-        values = {"id": run_id or new_id(), "incident_id": incident_id, "kind": kind.value, "environment": environment,
+        values = {"id": run_id or new_id(), "incident_id": incident_id, "kind": kind.value,
+                  "environment": environment,
                   "status": RunStatus.RUNNING.value, "owner": self.owner, "heartbeat_at": now,
                   "started_at": now, "channel": channel, "thread_ts": thread_ts}
         async with self.engine.begin() as conn:
             await conn.execute(insert(m.runs).values(**values))
-            await self._audit(conn, actor, f"{kind.value}_started", environment=environment, subject=values["id"])
+            await self._audit(conn, actor, f"{kind.value}_started", environment=environment,
+                              subject=values["id"])
         return await self.get_run(values["id"])
 
     async def finish_run(self, run_id: str, status: RunStatus, *, actor: str, summary: str | None = None,
@@ -166,7 +169,8 @@ class StateStore:
                 return False
             run = (await conn.execute(select(m.runs.c.kind, m.runs.c.environment)
                                       .where(m.runs.c.id == run_id))).one()
-            await self._audit(conn, actor, f"{run.kind}_finished", environment=run.environment, subject=run_id,
+            await self._audit(conn, actor, f"{run.kind}_finished", environment=run.environment,
+                              subject=run_id,
                               result=status.value, detail=summary)
         return True
 
@@ -231,7 +235,8 @@ class StateStore:
                     continue
                 await self._audit(conn, "bot", f"{run.kind}_interrupted", environment=run.environment,
                                   subject=run.id, result="interrupted", detail=f"owner {run.owner}")
-                appr = (await conn.execute(select(m.approvals).where(m.approvals.c.fix_run_id == run.id))).first()
+                appr = (await conn.execute(select(m.approvals).where(
+                    m.approvals.c.fix_run_id == run.id))).first()
                 item = Interrupted(kind=run.kind, environment=run.environment, run_id=run.id,
                                    channel=run.channel, thread_ts=run.thread_ts)
                 if appr is not None:
@@ -248,10 +253,12 @@ class StateStore:
                         m.runs.c.id == appr.fix_run_id))).scalar()
                     if run_status is not None:
                         continue  # alive elsewhere, or already handled with its run above
-                if await self._move(conn, appr.id, ApprovalStatus(appr.status), ApprovalStatus.INTERRUPTED, "bot",
+                if await self._move(conn, appr.id, ApprovalStatus(appr.status), ApprovalStatus.INTERRUPTED,
+                                    "bot",
                                     appr.environment, extra={"result": "interrupted before it ran"}):
                     out.append(Interrupted(kind="approval", environment=appr.environment, approval_id=appr.id,
-                                           channel=appr.channel, thread_ts=appr.thread_ts, card_ts=appr.card_ts,
+                                           channel=appr.channel, thread_ts=appr.thread_ts,
+                                           card_ts=appr.card_ts,
                                            action_title=Action.model_validate_json(appr.action_json).title))
         return out
 
@@ -278,9 +285,11 @@ class StateStore:
         when one is already open for it (only one open approval per proposal, DB-enforced)."""
         prop = await self.get_proposal(proposal_id)
         now = self._now()
-        values = {"id": new_id(), "proposal_id": prop.id, "run_id": prop.run_id, "environment": prop.environment,
+        values = {"id": new_id(), "proposal_id": prop.id, "run_id": prop.run_id,
+                  "environment": prop.environment,
                   "action_json": prop.action.model_dump_json(), "status": ApprovalStatus.PENDING.value,
-                  "requested_by": requested_by, "created_at": now, "expires_at": now + timedelta(seconds=expiry_s),
+                  "requested_by": requested_by, "created_at": now,
+                  "expires_at": now + timedelta(seconds=expiry_s),
                   "channel": channel, "thread_ts": thread_ts, "active_key": prop.id}
         try:
             async with self.engine.begin() as conn:
@@ -298,7 +307,8 @@ class StateStore:
 
     async def set_card(self, approval_id: str, card_ts: str) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(update(m.approvals).where(m.approvals.c.id == approval_id).values(card_ts=card_ts))
+            await conn.execute(update(m.approvals).where(m.approvals.c.id == approval_id)
+                               .values(card_ts=card_ts))
 
     async def get_approval(self, approval_id: str) -> Approval:
         async with self.engine.connect() as conn:
@@ -356,12 +366,13 @@ class StateStore:
     async def _explain_refusal(self, approval_id: str, frm: ApprovalStatus) -> Approval:
         now = self.clock()
         current = await self.get_approval(approval_id)
-        if current.status == ApprovalStatus.PENDING and frm == ApprovalStatus.PENDING and current.expired(now):
+        if frm == ApprovalStatus.PENDING and current.expired(now):
             async with self.engine.begin() as conn:
                 await self._move(conn, approval_id, ApprovalStatus.PENDING, ApprovalStatus.EXPIRED, "bot",
                                  current.environment, extra={"result": "expired"})
             current = await self.get_approval(approval_id)
         if current.status == ApprovalStatus.EXPIRED:
-            raise ApprovalExpired("this approval request has expired; click the fix button again to re-request")
+            raise ApprovalExpired("this approval request has expired; "
+                                  "click the Fix button again to re-request")
         raise ApprovalAlreadyHandled(f"already handled (status: {current.status.value})",
                                      handled_by=current.decided_by)

@@ -346,3 +346,14 @@ def test_old_kernel_oom_lines_are_another_incident(ctx: AnalysisContext) -> None
     assert facts(ctx, **exited(137), kernel_oom=old).oom == []
     assert crashrules.oom_killed(facts(ctx, **exited(137), kernel_oom=old)) is None
     assert crashrules.oom_killed(facts(ctx, **exited(137), kernel_oom=new)) is not None
+
+
+def test_long_running_proxy_with_start_outside_the_tail_is_healthy(ctx: AnalysisContext) -> None:
+    """A tail of request lines only (start-up long gone), Up, /version answers: healthy, lower confidence."""
+    version = '{"version":"v1.9.4","git_commit":"8c2d41f","build_date":"2025-12-10T05:58:11Z"}'
+    tail = logtext(*[(9000.0 + i, f"[proxy] POST /v1/messages 200 1.284s account=acct-{i} in=1843 out=512")
+                     for i in range(50)])
+    hit = rules.healthy(facts(ctx, **up(), proxy_logs=tail, deployed_version=version))
+    assert hit is not None and hit.confidence == 0.75 and "outside the captured log" in " ".join(hit.evidence)
+    starting = logtext(*start("using MySQL"))
+    assert rules.healthy(facts(ctx, **up(), proxy_logs=starting, deployed_version=version)) is None

@@ -18,10 +18,7 @@ from tests.e2e.harness import STEP_STATUSES, CliRun, E2EHost, leaked
 
 pytestmark = [pytest.mark.sshd, pytest.mark.mariadb]
 
-KNOWN_GAPS = {
-    "healthy_huge_log": "rules answer `unknown` for a long-running healthy proxy whose start-up lines are "
-    "outside the log tail (bot/diagnosis), although it is Up and /version answers",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _scenarios() -> list:

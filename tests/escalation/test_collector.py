@@ -75,7 +75,8 @@ async def github():
 
     app = web.Application()
     app.add_routes([web.get("/repos/acme/qcc_plus/actions/runs", runs),
-                    web.get("/repos/acme/qcc_plus/actions/runs/42/logs", logs), web.get("/download/42.zip", download)])
+                    web.get("/repos/acme/qcc_plus/actions/runs/42/logs", logs), web.get("/download/42.zip",
+                                                                                        download)])
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -104,7 +105,8 @@ async def test_archive_has_complete_redacted_log_and_ci_run(tmp_path, github, mo
     host = LogHost()
     provider = FakeTransportProvider({"test": EnvironmentTransports("test", host, FakeSqlRunner(COLUMNS))})
     async with lifespan(settings, transports=provider) as services:
-        collector = EscalationCollector(settings, services.diagnosis, provider, services.secrets, chunk_lines=1000)
+        collector = EscalationCollector(settings, services.diagnosis, provider, services.secrets,
+                                        chunk_lines=1000)
         result = await collector.gather("test", diagnosis=None, bundle=None, workdir=tmp_path)
     assert auth_seen == [f"Bearer {GH_TOKEN}"]
     assert len(host.chunks) == 26 and host.chunks[0] == (1, 1000) and host.removed
@@ -114,7 +116,8 @@ async def test_archive_has_complete_redacted_log_and_ci_run(tmp_path, github, mo
     log = members["proxy.log"].splitlines()
     assert len(log) == LINES and log[0] == LogHost.line(1) and log[-2] == LogHost.line(LINES - 1)
     assert "password=***" in members["proxy.log"]
-    assert "health check failed after 60s" in members["ci-run.log"] and "conclusion=failure" in members["ci-run.log"]
+    assert "health check failed after 60s" in members["ci-run.log"]
+    assert "conclusion=failure" in members["ci-run.log"]
     assert "Container resource usage" in members["resources.txt"]
     assert "diagnosis: none recorded" in members["README.txt"]
     for text in members.values():

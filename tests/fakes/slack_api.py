@@ -171,7 +171,8 @@ class FakeSlackAPI:
 
     def _m_chat_postMessage(self, p: dict[str, Any]) -> dict[str, Any]:
         ts = self._next_ts()
-        msg = Posted(channel=p.get("channel", ""), ts=ts, thread_ts=p.get("thread_ts"), text=p.get("text", ""),
+        msg = Posted(channel=p.get("channel", ""), ts=ts, thread_ts=p.get("thread_ts"), text=p.get("text",
+                                                                                                   ""),
                      blocks=p.get("blocks") or [])
         msg.versions.append({"text": msg.text, "blocks": msg.blocks})
         self.messages[ts] = msg

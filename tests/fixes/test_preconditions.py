@@ -28,7 +28,8 @@ async def ctx_for():
 
         def make(action: Action) -> FixContext:
             return FixContext(env_name="test", env=settings.environment("test"), action=action,
-                              transports=provider.envs["test"], service=services.diagnosis, diagnosis=diagnosis)
+                              transports=provider.envs["test"], service=services.diagnosis,
+                              diagnosis=diagnosis)
 
         yield make, shell, sql
 
@@ -64,7 +65,8 @@ async def test_rollback_refusals(ctx_for, action, stdout, reason):
 async def test_rollback_commit_missing_from_checkout(ctx_for):
     """A pinned commit the checkout does not have refuses the rollback."""
     make, shell, _ = ctx_for
-    shell.responses = {"cat-file": CommandResult(command="", exit_status=128, stderr="fatal: Not a valid object")}
+    shell.responses = {"cat-file": CommandResult(command="", exit_status=128,
+                                                 stderr="fatal: Not a valid object")}
     check = await check_precondition(make(rollback()))
     assert not check.holds and "not in the checkout" in check.detail
 

@@ -33,7 +33,8 @@ async def services(tmp_path):
 
 async def _approved(svc, run_id: str, action: Action) -> str:
     proposal = await svc.state.create_proposal(run_id, "test", action)
-    approval = await svc.state.request_approval(proposal.id, "UREQ", expiry_s=900, channel="C", thread_ts="1.1")
+    approval = await svc.state.request_approval(proposal.id, "UREQ", expiry_s=900, channel="C",
+                                                thread_ts="1.1")
     await svc.state.transition(approval.id, ApprovalStatus.PENDING, ApprovalStatus.APPROVED, actor="UAPP")
     return approval.id
 

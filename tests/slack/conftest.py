@@ -31,24 +31,28 @@ from tests.slack.scenario import (
 )
 
 
-def settings_data(*, test_env: dict[str, Any] | None = None, slack: dict[str, Any] | None = None) -> dict[str, Any]:
+def settings_data(*, test_env: dict[str, Any] | None = None, slack: dict[str, Any] | None = None) -> dict[str,
+                                                                                                          Any]:
     """Two environments: ``test`` (channel CINC, approvers + a user group) and ``prod``
     (production, channel CPROD, the requester is an approver but may not self-approve)."""
     base_env = {"ssh": {"host": "127.0.0.1", "port": 2222, "user": "root"}, "compose_project": "qcc_test",
                 "compose_file": "docker-compose.test.yml",
                 "mysql": {"user": "qcc", "password_env": "QCC_TEST_MYSQL_PASSWORD", "database": "qcc_proxy",
                           "port": 3308}}
-    test = {**base_env, "approval": {"approvers": ["UAPPROVER1", "UAPPROVER2"], "approver_usergroup": "S0OPS"}}
+    test = {**base_env, "approval": {"approvers": ["UAPPROVER1", "UAPPROVER2"],
+                                     "approver_usergroup": "S0OPS"}}
     test.update(test_env or {})
     prod = {**base_env, "production": True, "channels": ["CPROD"],
             "approval": {"approvers": ["UREQUESTER", "UAPPROVER1"]}}
     return {"environments": {"test": test, "prod": prod},
-            "slack": {"allowed_channels": ["CINC", "CPROD"], "channel_environments": {"CINC": "test", "CPROD": "prod"},
+            "slack": {"allowed_channels": ["CINC", "CPROD"], "channel_environments": {"CINC": "test",
+                                                                                      "CPROD": "prod"},
                       **(slack or {})}}
 
 
 def make_settings(api_url: str, data: dict[str, Any] | None = None, **env: str) -> Settings:
-    secrets = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_APP_TOKEN": APP_TOKEN,
+    secrets = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+               "SLACK_APP_TOKEN": APP_TOKEN,
                "SLACK_API_URL": api_url, **env}
     return load_settings(data=data or settings_data(), env=secrets)
 

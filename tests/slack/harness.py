@@ -46,7 +46,8 @@ class SlackSim:
                 retry_num: int | None = None) -> dict[str, str]:
         ts = str(timestamp if timestamp is not None else int(time.time()))
         headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
-                   "X-Slack-Signature": signature or self.verifier.generate_signature(timestamp=ts, body=body)}
+                   "X-Slack-Signature": signature or self.verifier.generate_signature(timestamp=ts,
+                                                                                      body=body)}
         if retry_num is not None:
             headers["X-Slack-Retry-Num"] = str(retry_num)
             headers["X-Slack-Retry-Reason"] = "http_timeout"
@@ -59,12 +60,14 @@ class SlackSim:
 
     @staticmethod
     def slash_body(text: str, *, user: str = "UREQUESTER", channel: str = "CINC") -> str:
-        return urlencode({"token": "legacy", "team_id": "T0FAKE", "team_domain": "fake", "channel_id": channel,
+        return urlencode({"token": "legacy", "team_id": "T0FAKE", "team_domain": "fake",
+                          "channel_id": channel,
                           "channel_name": "incident", "user_id": user, "user_name": user.lower(),
                           "command": "/qcc", "text": text, "api_app_id": "A0FAKE",
                           "response_url": "http://127.0.0.1:9/commands/unused", "trigger_id": "1.2.3"})
 
-    async def slash(self, text: str, *, user: str = "UREQUESTER", channel: str = "CINC", **kwargs: Any) -> Reply:
+    async def slash(self, text: str, *, user: str = "UREQUESTER", channel: str = "CINC",
+                    **kwargs: Any) -> Reply:
         return await self.send(self.slash_body(text, user=user, channel=channel), **kwargs)
 
     @staticmethod
@@ -74,19 +77,22 @@ class SlackSim:
         if thread_ts:
             message["thread_ts"] = thread_ts
         payload = {"type": "block_actions", "team": {"id": "T0FAKE", "domain": "fake"},
-                   "user": {"id": user, "username": user.lower(), "team_id": "T0FAKE"}, "api_app_id": "A0FAKE",
+                   "user": {"id": user, "username": user.lower(),
+                            "team_id": "T0FAKE"}, "api_app_id": "A0FAKE",
                    "token": "legacy", "trigger_id": "1.2.3",
                    "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
                                  "is_ephemeral": False, "thread_ts": thread_ts},
                    "channel": {"id": channel, "name": "incident"}, "message": message,
                    "response_url": "http://127.0.0.1:9/actions/unused",
                    "actions": [{"type": "button", "action_id": action_id, "block_id": "b1", "value": value,
-                                "action_ts": f"{time.time():.6f}", "text": {"type": "plain_text", "text": "x"}}]}
+                                "action_ts": f"{time.time():.6f}", "text": {"type": "plain_text",
+                                                                            "text": "x"}}]}
         return urlencode({"payload": json.dumps(payload)})
 
     async def click(self, action_id: str, value: str, *, user: str, channel: str = "CINC", message_ts: str,
                     thread_ts: str | None = None, **kwargs: Any) -> Reply:
-        return await self.send(self.action_body(action_id, value, user=user, channel=channel, message_ts=message_ts,
+        return await self.send(self.action_body(action_id, value, user=user, channel=channel,
+                                                message_ts=message_ts,
                                                 thread_ts=thread_ts), **kwargs)
 
 

@@ -35,26 +35,30 @@ def _ps_row(name: str, svc: str, state: str, status: str, ports: str = "") -> st
 def _inspect(proxy_state: str, exit_code: int) -> str:
     def one(name: str, svc: str, state: str, code: int) -> dict[str, object]:
         return {"Id": name + "0" * 20, "Name": "/" + name, "RestartCount": 0,
-                "State": {"Status": state, "Running": state == "running", "Restarting": False, "OOMKilled": False,
+                "State": {"Status": state, "Running": state == "running", "Restarting": False,
+                          "OOMKilled": False,
                           "Dead": False, "ExitCode": code, "Error": "",
-                          "StartedAt": "2025-12-10T06:14:00.900000000Z", "FinishedAt": "2025-12-10T06:14:01.800000000Z"},
-                "Config": {"Env": [f"PROXY_MYSQL_DSN=qcc:{MYSQL_PASSWORD}@tcp(mysql:3306)/qcc_proxy?parseTime=true"],
-                           "Labels": {"com.docker.compose.project": "qcc_test", "com.docker.compose.service": svc}},
+                          "StartedAt": "2025-12-10T06:14:00.900000000Z",
+                          "FinishedAt": "2025-12-10T06:14:01.800000000Z"},
+                "Config": {"Env": [f"PROXY_MYSQL_DSN=qcc:{MYSQL_PASSWORD}@tcp(mysql:3306)/qcc_proxy"],
+                           "Labels": {"com.docker.compose.project": "qcc_test",
+                                      "com.docker.compose.service": svc}},
                 "HostConfig": {"Memory": 0}}
     return json.dumps([one("qcc_test_proxy", "proxy", proxy_state, exit_code),
                        one("qcc_test_mysql", "mysql", "running", 0)])
 
 
 LOG = "\n".join([
-    "2025-12-10T06:14:01.100000000Z 2025/12/10 06:14:01 qcc_plus version: v1.9.4 (commit=1a2b3c4, build=2025-12-10)",
+    "2025-12-10T06:14:01.100000000Z 2025/12/10 06:14:01 qcc_plus version: v1.9.4 (commit=1a2b3c4, "
+    "build=2025-12-10)",
     "2025-12-10T06:14:01.150000000Z 2025/12/10 06:14:01 using health check mode: cli",
     "2025-12-10T06:14:01.200000000Z 2025/12/10 06:14:01 store: mysql pool configured (maxOpen=25)",
-    f"2025-12-10T06:14:01.250000000Z 2025/12/10 06:14:01 debug dsn password={MYSQL_PASSWORD} leaked by a bad build",
+    f"2025-12-10T06:14:01.250000000Z 2025/12/10 06:14:01 debug dsn password={MYSQL_PASSWORD} leaked",
     "2025-12-10T06:14:01.300000000Z 2025/12/10 06:14:01 [migration] start config->settings migration",
     "2025-12-10T06:14:01.400000000Z 2025/12/10 06:14:01 [migration] config->settings migration finished",
     "2025-12-10T06:14:01.500000000Z 2025/12/10 06:14:01 using MySQL storage: ***@tcp(mysql:3306)/qcc_proxy",
-    "2025-12-10T06:14:01.600000000Z 2025/12/10 06:14:01 Error 1054 (42S22): Unknown column 'health_check_model' "
-    "in 'field list'",
+    "2025-12-10T06:14:01.600000000Z 2025/12/10 06:14:01 Error 1054 (42S22): "
+    "Unknown column 'health_check_model' in 'field list'",
 ])
 GREP_MIGRATION = "\n".join(line for line in LOG.splitlines() if any(
     w in line.lower() for w in ("migration", "health_check_model", "error")))
@@ -93,7 +97,8 @@ class StatefulRunner(FakeCommandRunner):
                                else ("exited", "Exited (1) 2 minutes ago", 1))
         rows = "\n".join([_ps_row("qcc_test_proxy", "proxy", state, status,
                                   "0.0.0.0:8001->8001/tcp" if self.proxy_up else ""),
-                          _ps_row("qcc_test_mysql", "mysql", "running", "Up 3 hours", "0.0.0.0:3308->3306/tcp")])
+                          _ps_row("qcc_test_mysql", "mysql", "running", "Up 3 hours",
+                                  "0.0.0.0:3308->3306/tcp")])
         exit1 = CommandResult(command="", exit_status=1)
         self.responses = {
             "inspect $IDS": _inspect(state, code),
@@ -121,7 +126,8 @@ class StatefulRunner(FakeCommandRunner):
         lines = LOG.splitlines()
         if "mktemp" in command and "logs --timestamps" in command:  # the escalation's log dump
             self.commands_run.append(command)
-            return CommandResult(command=command, exit_status=0, stdout=f"/tmp/qcc-escalate.t1 0 {len(lines)}\n")
+            return CommandResult(command=command, exit_status=0,
+                                 stdout=f"/tmp/qcc-escalate.t1 0 {len(lines)}\n")
         m = re.match(r"sed -n '(\d+),(\d+)p;\d+q' /tmp/qcc-escalate.t1$", command)
         if m:
             self.commands_run.append(command)

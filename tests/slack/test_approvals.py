@@ -20,8 +20,8 @@ async def test_card_shows_exact_sql_env_diagnosis_and_requester(bot):
     it came from, who requested it, and Approve/Reject buttons carrying only the approval id."""
     parent, card = await open_approval(bot)
     text = text_of(card.blocks)
-    assert "ALTER TABLE nodes ADD COLUMN health_check_model VARCHAR(128) DEFAULT 'claude-haiku-4-5-20251001' " \
-           "AFTER health_check_method" in text
+    assert ("ALTER TABLE nodes ADD COLUMN health_check_model VARCHAR(128) "
+            "DEFAULT 'claude-haiku-4-5-20251001' AFTER health_check_method") in text
     assert "*Environment:* `test`" in text and "<@UREQUESTER>" in text and "*From diagnosis:*" in text
     ids = {b["action_id"]: b["value"] for b in buttons(card.blocks)}
     assert set(ids) == {"qcc_approve", "qcc_reject"}
@@ -79,7 +79,8 @@ async def test_fifty_concurrent_approvals_execute_once(bot):
     assert all(r.status == 200 for r in replies)
     await bot.idle()
     assert alters(bot.sql) == 1
-    handled = [c for c in bot.fake.calls_to("chat.postEphemeral") if "Already handled" in c.params.get("text", "")]
+    handled = [c for c in bot.fake.calls_to("chat.postEphemeral") if "Already handled" in c.params.get("text",
+                                                                                                       "")]
     assert len(handled) == 49
     events = [e.event for e in await bot.rt.state.list_audit(200)]
     assert events.count("approval_approved") == 1 and events.count("approval_running") == 1
@@ -88,7 +89,8 @@ async def test_fifty_concurrent_approvals_execute_once(bot):
 async def test_unauthorized_user_is_refused(bot):
     """A user who is neither listed nor in the approver group gets an ephemeral refusal; nothing runs."""
     parent, card = await open_approval(bot)
-    await bot.sim.click("qcc_approve", approve_value(card), user="URANDOM", message_ts=card.ts, thread_ts=parent.ts)
+    await bot.sim.click("qcc_approve", approve_value(card), user="URANDOM", message_ts=card.ts,
+                        thread_ts=parent.ts)
     await bot.idle()
     assert alters(bot.sql) == 0
     eph = bot.fake.calls_to("chat.postEphemeral")[-1].params

@@ -72,7 +72,7 @@ async def test_thread_progress_and_report(start_bot):
     assert "*Logs*" in text
     fix = fix_button(report, "health_check_model")
     assert fix["action_id"].startswith("qcc_fix_")
-    assert 10 <= len(fix["value"]) <= 64 and "ALTER" not in fix["value"], "the button carries an opaque id only"
+    assert 10 <= len(fix["value"]) <= 64 and "ALTER" not in fix["value"], "an opaque id only"
     assert all(len(b.get("value", "")) <= 2000 for b in buttons(report.blocks))
     assert len(report.blocks) <= 50
     assert all(len((b.get("text") or {}).get("text", "")) <= 3000 for b in report.blocks)
@@ -153,7 +153,8 @@ async def test_escalate_uploads_redacted_archive_in_thread(bot):
     with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
         names = tar.getnames()
         log = tar.extractfile("proxy.log").read().decode()
-    assert {"proxy.log", "resources.txt", "diagnosis.json", "README.txt", "bundle/manifest.json"} <= set(names)
+    assert {"proxy.log", "resources.txt", "diagnosis.json", "README.txt",
+            "bundle/manifest.json"} <= set(names)
     assert "Error 1054" in log and "password=***" in log
     assert any("proxy log line" in text_of(m.blocks) for m in thread)
     assert "escalation_uploaded" in [e.event for e in await bot.rt.state.list_audit(20)]

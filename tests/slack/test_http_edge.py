@@ -87,7 +87,8 @@ async def test_smart_quotes_nbsp_and_entities_are_normalized(bot):
     reply = await bot.sim.slash("\u201cstatus\u201d\u00a0\u2018test\u2019 ")
     assert reply.status == 200 and reply.body == ""
     await bot.idle()
-    status = [m for m in bot.fake.messages.values() if "Containers of" in m.text or "qcc_test_proxy" in m.text]
+    status = [m for m in bot.fake.messages.values() if "Containers of" in m.text
+              or "qcc_test_proxy" in m.text]
     assert status, "status was not posted"
 
 

@@ -18,7 +18,8 @@ def _diagnosis(causes: int, evidence: int, actions: int) -> Diagnosis:
         environment="test", started_at=datetime.now(UTC), duration_s=3.2,
         steps=[StepResult(id=f"s{i}", title=f"Step {i}", status=StepStatus.OK) for i in range(17)],
         causes=[Cause(id="unknown", title=f"Cause {i} <!channel>", confidence=0.5,
-                      evidence=[f"line {j} & <b>" + "z" * 300 for j in range(evidence)]) for i in range(causes)],
+                      evidence=[f"line {j} & <b>" + "z" * 300
+                                for j in range(evidence)]) for i in range(causes)],
         actions=[Action(id="restart_proxy", title=f"Fix {i}", kind=ActionKind.SSH, commands=["x" * 900])
                  for i in range(actions)],
         log_summary=LogSummary(total_lines=10, last_lines=["a <b> c"] * 30))

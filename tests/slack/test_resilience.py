@@ -53,7 +53,8 @@ async def test_restart_mid_fix_marks_interrupted_and_never_reruns(start_bot, tmp
     notes = [m for m in second.fake.thread(parent.ts) if "interrupted by a bot restart" in text_of(m.blocks)]
     assert len(notes) == 1
     assert not buttons(second.fake.messages[card.ts].blocks)
-    await second.sim.click("qcc_approve", approval_id, user="UAPPROVER2", message_ts=card.ts, thread_ts=parent.ts)
+    await second.sim.click("qcc_approve", approval_id, user="UAPPROVER2", message_ts=card.ts,
+                           thread_ts=parent.ts)
     await second.idle()
     assert second.sql.executed == executed_before == []
     third = await start_bot(state_url=url)
@@ -72,8 +73,8 @@ async def test_shutdown_drains_running_work(start_bot, fake_slack):
     shell, sql = migration_failed(delay_s=0.1)
     provider = FakeTransportProvider({"test": EnvironmentTransports("test", shell, sql)})
     settings = make_settings(fake_slack.api_url)
-    from handlers.parsing import SlashRequest
     from handlers.diagnose import run_diagnosis
+    from handlers.parsing import SlashRequest
 
     async with running_bot(settings, http=True, transports=provider, progress_interval_s=0.0,
                            state_url="sqlite+aiosqlite:///:memory:") as bot:

@@ -22,7 +22,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_serve_http_answers_signed_requests_and_stops(fake_slack, mysql_password, tmp_path, monkeypatch):
+async def test_serve_http_answers_signed_requests_and_stops(fake_slack, mysql_password, tmp_path,
+                                                            monkeypatch):
     """serve(..., http=True, port=N) listens on /slack/events, handles a signed /qcc, and on stop
     drains the running work (the status reply is posted) before returning."""
     monkeypatch.chdir(tmp_path)  # the default SQLite state file lands here
@@ -63,6 +64,6 @@ async def test_socket_mode_connect_failure_is_clear(fake_slack, mysql_password, 
     """Socket Mode against a Web API that refuses apps.connections.open stops with a SlackError."""
     settings = make_settings(fake_slack.api_url)
     provider = FakeTransportProvider({"test": EnvironmentTransports("test", *migration_failed())})
-    with pytest.raises(SlackError, match="Socket Mode could not connect"):
-        await serve(settings, http=False, transports=provider)
+    with pytest.raises(SlackError, match="apps.connections.open failed: not_allowed_token_type"):
+        await asyncio.wait_for(serve(settings, http=False, transports=provider), 20)
     assert fake_slack.calls_to("apps.connections.open")

@@ -150,7 +150,8 @@ async def test_processes_sharing_mariadb_move_an_approval_once(mariadb_url):
                 await s.open()
                 async def one(i):
                     try:
-                        await s.transition({approval_id!r}, A.PENDING, A.APPROVED, actor=f"U{{sys.argv[1]}}x{{i}}")
+                        await s.transition({approval_id!r}, A.PENDING, A.APPROVED,
+                                           actor=f"U{{sys.argv[1]}}x{{i}}")
                         return 1
                     except ApprovalAlreadyHandled:
                         return 0
