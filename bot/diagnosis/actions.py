@@ -178,10 +178,14 @@ def _for_cause(cause: Cause, facts: Facts, ctx: AnalysisContext) -> list[Action 
     if cid == "migration_failed":
         col = add_column(facts, cid)
         out.append(col)
-        if col is None and "Duplicate column" in " ".join(cause.evidence):
+        duplicate = "Duplicate column" in " ".join(cause.evidence)
+        if col is None and duplicate:
             out.append(_advice("make_migration_idempotent", cid))
         if col is not None:
             out.append(restart_proxy(ctx, cid, recreate=False, why="after adding the column"))
+        elif not duplicate and facts.schema_has("health_check_model") is True:
+            # The column is there now (added by hand since the crash): a restart should get past it.
+            out.append(restart_proxy(ctx, cid, recreate=False, why="the column exists now"))
     elif cid == "mysql_unavailable":
         out.append(restart_proxy(ctx, cid, recreate=True, why="starts MySQL first"))
     elif cid in ("config_error", "mysql_access_denied"):

@@ -45,6 +45,18 @@ def test_add_column_only_when_schema_shows_it_missing(ctx: AnalysisContext) -> N
         assert "add_column" not in by_id(build_actions([cause("migration_failed")], f, ctx))
 
 
+def test_restart_offered_when_the_column_was_added_since(ctx: AnalysisContext) -> None:
+    """Migration failed but the column exists now: no ALTER, but a restart is offered; a 1060
+    duplicate-column failure gets advice instead (a restart would hit it again)."""
+    f = facts(ctx, **EXITED, schema_nodes=schema(True))
+    acts = by_id(build_actions([cause("migration_failed")], f, ctx))
+    assert "add_column" not in acts
+    assert "the column exists now" in acts["restart_proxy"].title
+    dup = cause("migration_failed", evidence=["Error 1060 (42S21): Duplicate column name 'health_check_model'"])
+    acts = by_id(build_actions([dup], f, ctx))
+    assert "restart_proxy" not in acts and "make_migration_idempotent" in acts
+
+
 def test_restart_uses_up_no_build_when_mysql_is_down(ctx: AnalysisContext) -> None:
     """MySQL down: `up -d --no-build` (starts the dependency), not `restart proxy`."""
     f = facts(ctx, container_status=ps_row("qcc_test_proxy", "Exited (1) 1 minute ago") + "\n"
