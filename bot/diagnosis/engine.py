@@ -48,8 +48,24 @@ def run_rules(facts: Facts) -> list[tuple[int, Finding]]:
     return out
 
 
+def _host_unreachable(facts: Facts) -> Cause | None:
+    """``unknown`` saying the host itself could not be reached, when no SSH step ran at all."""
+    status = facts.availability("container_status")
+    shell_steps = [a for sid, a in facts.steps.items() if sid != "schema_nodes"]
+    if status.status != "error" or not shell_steps or any(a.ok or a.status == "failed" for a in shell_steps):
+        return None
+    return finding("unknown", "The host could not be reached over SSH: nothing on it was checked", 0.2,
+                   [status.describe("container_status")],
+                   "`ssh` to the host (same user, key and known_hosts as the bot) runs `true` successfully",
+                   "Every step on the host failed before it ran, so there is no evidence about the proxy "
+                   "yet. Fix the SSH access named in the evidence (address, key, host key), then re-run.")
+
+
 def unknown_cause(facts: Facts) -> Cause:
     """``unknown`` naming what evidence is missing (never a guess)."""
+    unreachable = _host_unreachable(facts)
+    if unreachable is not None:
+        return unreachable
     missing = []
     if facts.containers is None and facts.inspect is None:
         why = "; ".join(facts.missing("container_status", "container_inspect"))

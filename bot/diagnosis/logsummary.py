@@ -35,6 +35,8 @@ logging.getLogger("drain3").setLevel(logging.WARNING)
 _GO_TS_RE = re.compile(r"^(?:\[mysql\] )?\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)? ")
 _ERROR_RE = re.compile(r"\b(?:error|fatal|panic|failed|denied|refused|no such host|deadline exceeded|"
                        r"address already in use|no space left)\b|^Error \d{4}", re.I)
+# "2 healthy, 0 failed" / "0 errors" are counts, not errors.
+_ZERO_COUNT_RE = re.compile(r"\b0 (?:failed|failures?|errors?)\b", re.I)
 _MASKS = [
     (r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?", "TS"),
     (r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}", "TS"),
@@ -124,7 +126,7 @@ def summarize_logs(text: str, *, last_n: int = 20, max_templates: int = 25, max_
                 last.append(safe)
                 continue
             close_dump()
-        if first_error is None and _ERROR_RE.search(msg):
+        if first_error is None and _ERROR_RE.search(_ZERO_COUNT_RE.sub("", msg)):
             first_error = safe
         last.append(safe)
         shape = msg.translate(_DIGITS)  # cheap key: lines differing only in digits share it

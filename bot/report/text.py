@@ -62,7 +62,8 @@ def render_text(diagnosis: Diagnosis, console: Console) -> None:
             body.append(Text(f"  … {len(c.evidence) - MAX_EVIDENCE_LINES} more evidence lines", style="dim"))
         if c.rule_out:
             body.append(Text("rule out: " + c.rule_out, style="dim"))
-        title = f"{rank}. {c.id} — {escape(c.title)}  {_bar(c.confidence)} {c.confidence:.0%}"
+        # Confidence first: a long title may be cut at the terminal's width, the figure must not be.
+        title = f"{rank}. {_bar(c.confidence)} {c.confidence:.0%}  {c.id} — {escape(c.title)}"
         console.print(Panel(Group(*body) if body else Text("(no evidence lines)", style="dim"),
                             title=title, title_align="left", border_style="red" if rank == 1 else "blue"))
 
@@ -82,7 +83,7 @@ def render_text(diagnosis: Diagnosis, console: Console) -> None:
             for line in ls.goroutine_dump:
                 console.print(Text("  " + line))
         if ls.last_lines:
-            console.print(Text("last lines before exit:", style="bold"))
+            console.print(Text("last lines of the log (before the exit, if it exited):", style="bold"))
             for line in ls.last_lines:
                 console.print(Text("  " + line))
 

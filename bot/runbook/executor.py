@@ -65,6 +65,7 @@ class RunbookExecutor:
         steps = [s for s in self.runbook.steps if only is None or s.id in only]
         sem = asyncio.Semaphore(self.concurrency)
         resolved: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+        resolver_failure: dict[str, str] = {}  # why the container status step gave no names
         needs_resolution = any(s.needs for s in steps)
         resolver = next((s for s in self.runbook.steps if s.id == RESOLVER_STEP), None)
 
@@ -83,8 +84,10 @@ class RunbookExecutor:
                 names = await resolved
                 missing = [n for n in step.needs if not names.get(n)]
                 if missing:
-                    result = StepResult(id=step.id, title=step.title, status=StepStatus.SKIPPED,
-                                        error=f"{', '.join(missing)} not found (see container status)")
+                    why = resolver_failure.get("why")
+                    reason = (f"{', '.join(missing)} unknown: container status {why}" if why
+                              else f"{', '.join(missing)} not found (see container status)")
+                    result = StepResult(id=step.id, title=step.title, status=StepStatus.SKIPPED, error=reason)
                     await notify(result)
                     return result
             else:
@@ -108,7 +111,9 @@ class RunbookExecutor:
                             resolved.set_result({})
                         raise
                     names: dict[str, str] = {}
-                    if result.status == StepStatus.OK:
+                    if result.status != StepStatus.OK:
+                        resolver_failure["why"] = f"{result.status.value} ({result.error or 'no detail'})"
+                    else:
                         containers = parse_docker_ps(result.output)
                         for key, service in (("proxy_container", env.proxy_service),
                                              ("mysql_container", env.mysql_service)):

@@ -146,3 +146,24 @@ def test_unknown_says_version_did_not_answer(ctx: AnalysisContext) -> None:
                  proxy_logs=logtext(*start()), deployed_version=step("deployed_version", "", exit_status=7))
     assert d.top_cause is not None and d.top_cause.id == "unknown"
     assert "/version" in d.top_cause.detail
+
+
+def test_unreachable_host_says_so_instead_of_not_enough_evidence() -> None:
+    """Every SSH step erroring: `unknown` titled as an SSH reachability problem, quoting the error."""
+    from datetime import UTC, datetime
+
+    from bot.diagnosis.context import AnalysisContext
+    from bot.diagnosis.engine import analyze
+    from bot.models import StepResult, StepStatus
+    from bot.runbook.loader import load_runbook
+
+    err = "cannot reach deploy@qcc.example.invalid:22: cannot resolve host name"
+    steps = [StepResult(id=s.id, title=s.title,
+                        status=StepStatus.OK if s.transport == "mysql" else StepStatus.ERROR,
+                        error=None if s.transport == "mysql" else err, output="[]" if s.transport == "mysql" else "")
+             for s in load_runbook().steps]
+    d = analyze(steps, AnalysisContext(environment="t", compose_project="qcc_test"),
+                started_at=datetime.now(UTC), duration_s=0.1)
+    top = d.causes[0]
+    assert top.id == "unknown" and "could not be reached over SSH" in top.title
+    assert any(err in e for e in top.evidence)

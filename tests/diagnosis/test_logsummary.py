@@ -77,3 +77,13 @@ def test_bounded_templates_and_fast_on_large_logs() -> None:
     elapsed = time.perf_counter() - began
     assert s.total_lines == len(lines) and len(s.templates) <= 25
     assert elapsed < 6.0, f"summarize_logs took {elapsed:.1f}s on 10 MB"
+
+
+def test_zero_failure_counts_are_not_the_first_error() -> None:
+    """`all nodes checked: 2 healthy, 0 failed` is a healthy count, not the log's first error."""
+    from bot.diagnosis.logsummary import summarize_logs
+
+    text = ("2026-11-29T12:00:00.000000000Z 2026/11/29 12:00:00 [HealthScheduler] all nodes checked: "
+            "2 healthy, 0 failed\n"
+            "2026-11-29T12:00:01.000000000Z 2026/11/29 12:00:01 health check failed for node n1: timeout\n")
+    assert "health check failed for node n1" in (summarize_logs(text).first_error or "")

@@ -132,3 +132,12 @@ async def test_progress_callback_errors_do_not_break_the_run() -> None:
                                                on_progress=bad, only={"host_memory", "host_disk"})
     assert {r.status for r in results} == {StepStatus.OK}
     assert seen.count("host_memory") == 2  # running + finished
+
+
+async def test_unreachable_host_skips_with_the_real_reason() -> None:
+    """When container status itself errors, dependent steps say so instead of 'not found'."""
+    rb = load_runbook()
+    shell = FakeCommandRunner({"": SSHUnreachable("cannot reach root@h:22: refused", host="root@h:22")})
+    results, _ = await RunbookExecutor(rb).run("test", ENV, transports(shell), only={"proxy_logs"})
+    assert results[0].status == StepStatus.SKIPPED
+    assert results[0].error == "proxy_container unknown: container status error (cannot reach root@h:22: refused)"
