@@ -11,12 +11,13 @@ Tests inject transports (``transports=FakeTransportProvider(...)``) or a state U
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import Settings, known_secrets
+from bot.models import StepResult
 from bot.runbook.loader import load_runbook
 from bot.runbook.models import Runbook
 from bot.service import DiagnosisService
@@ -43,11 +44,14 @@ class Services:
 
 @asynccontextmanager
 async def lifespan(settings: Settings, *, transports: TransportProvider | None = None,
-                   with_state: bool = False, state_url: str | None = None) -> AsyncIterator[Services]:
+                   with_state: bool = False, state_url: str | None = None, observer: Any = None,
+                   on_step: Callable[[StepResult], None] | None = None) -> AsyncIterator[Services]:
     """Build :class:`Services` for ``settings`` and close everything on exit.
 
     ``transports`` defaults to real SSH/MySQL transports. ``with_state`` opens the state
-    store at ``state_url`` (default ``settings.state_url``) and the fix runner.
+    store at ``state_url`` (default ``settings.state_url``), owned by ``settings.owner`` with
+    its ``lease_s``, and the fix runner. ``observer`` (a
+    :class:`bot.state.store.StoreObserver`) and ``on_step`` are the metrics hooks.
     Raises :class:`bot.errors.RunbookError` for an invalid runbook file.
     """
     runbook = load_runbook(settings.runbook)
@@ -56,15 +60,16 @@ async def lifespan(settings: Settings, *, transports: TransportProvider | None =
 
         transports = SSHTransportProvider(settings)
     secrets = known_secrets(settings)
-    diagnosis = DiagnosisService(settings, runbook, transports, secrets=secrets)
+    diagnosis = DiagnosisService(settings, runbook, transports, secrets=secrets, on_step=on_step)
     services = Services(settings=settings, runbook=runbook, transports=transports, diagnosis=diagnosis,
                         secrets=secrets)
     try:
         if with_state:
-            from bot.state.store import StateStore
             from bot.fixes import FixRunner
+            from bot.state.store import StateStore
 
-            services.state = StateStore(state_url or settings.state_url)
+            services.state = StateStore(state_url or settings.state_url, owner=settings.owner,
+                                        lease_s=settings.lease_s, observer=observer)
             await services.state.open()
             services.fixes = FixRunner(settings, services.diagnosis, transports, services.state)
         yield services

@@ -23,7 +23,6 @@ import logging
 import sys
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
@@ -42,7 +41,8 @@ def _build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentParser(add_help=False)
     fmt.add_argument("--format", choices=("text", "json"), default="text", help="report format")
 
-    p = argparse.ArgumentParser(prog="qcc-bot", description="Diagnose qcc_plus deploy crashes from its runbook.")
+    p = argparse.ArgumentParser(prog="qcc-bot",
+                                description="Diagnose qcc_plus deploy crashes from its runbook.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     d = sub.add_parser("diagnose", parents=[common, fmt], help="run the runbook live against an environment")
@@ -52,7 +52,8 @@ def _build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", parents=[common, fmt], help="re-analyze a saved bundle offline")
     a.add_argument("bundle", metavar="DIR", help="directory written by diagnose --save-bundle")
 
-    m = sub.add_parser("demo", parents=[common, fmt], help="diagnose a built-in sandbox host (no real server)")
+    m = sub.add_parser("demo", parents=[common, fmt],
+                       help="diagnose a built-in sandbox host (no real server)")
     m.add_argument("--scenario", default="migration_failed", help="sandbox scenario (see --list-scenarios)")
     m.add_argument("--list-scenarios", action="store_true", help="list the scenarios and exit")
     m.add_argument("--save-bundle", metavar="DIR", help="also write the raw step outputs to DIR")
@@ -62,8 +63,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", parents=[common], help="run the Slack bot (Socket Mode by default)")
     s.add_argument("--http", action="store_true", help="serve Slack's HTTP API on /slack/events instead")
-    s.add_argument("--port", type=int, default=3000, help="HTTP port (with --http); default 3000")
-    s.add_argument("--host", default="0.0.0.0", help="HTTP bind address (with --http)")
+    s.add_argument("--port", type=int, default=3000,
+                   help="HTTP port: /slack/events (with --http), /healthz and /metrics; default 3000")
+    s.add_argument("--host", default="0.0.0.0", help="HTTP bind address")
     return p
 
 
@@ -73,7 +75,8 @@ def _print_report(diagnosis: Diagnosis, fmt: str, out: TextIO) -> None:
         return
     from bot.report.text import render_text
 
-    render_text(diagnosis, Console(file=out, highlight=False, soft_wrap=False, width=None if out.isatty() else 120))
+    width = None if out.isatty() else 120
+    render_text(diagnosis, Console(file=out, highlight=False, soft_wrap=False, width=width))
 
 
 def _progress_printer(err: TextIO):

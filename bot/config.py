@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import (
-    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -154,6 +154,10 @@ class SlackSettings(_Strict):
     app_token: SecretStr | None = None
     signing_secret: SecretStr | None = None
     api_url: str = "https://slack.com/api/"
+    # Socket Mode: ping the socket this often; a dead socket is replaced within a few intervals.
+    socket_ping_interval_s: float = Field(10.0, gt=0, le=300)
+    # HTTP mode: how long one auth.test probe answers /healthz's "can we reach Slack?".
+    health_probe_s: float = Field(30.0, ge=0, le=3600)
     allowed_channels: list[str] = Field(default_factory=list)  # empty = every channel
     default_environment: str | None = None
     channel_environments: dict[str, str] = Field(default_factory=dict)  # channel id -> env
@@ -187,6 +191,25 @@ class Settings(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     github: GitHubSettings = Field(default_factory=GitHubSettings)
     step_concurrency: int = Field(8, ge=1, le=64)
+    # Replicas and restarts (see ``owner``): who owns a run, and when an owner counts as dead.
+    instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    lease_s: float = Field(90.0, ge=1, le=3600)
+    shutdown_grace_s: float = Field(25.0, ge=0, le=600)
+
+    @property
+    def owner(self) -> str:
+        """This bot instance's name in the state store: ``instance_id`` (``$QCC_INSTANCE_ID``),
+        else the host name.
+
+        It must be stable across restarts of one replica (a restarted instance marks its own
+        leftover runs ``interrupted`` at once) and distinct between replicas: two replicas on
+        one host need distinct ``QCC_INSTANCE_ID`` values, or each would take the other's
+        running work for its own leftovers. Runs of an owner that has not heartbeated for
+        ``lease_s`` are marked ``interrupted`` by any replica (never re-run).
+        ``shutdown_grace_s`` is how long SIGTERM waits for running work before cancelling
+        it (cancelled runs are marked ``interrupted`` and announced in their threads).
+        """
+        return self.instance_id or socket.gethostname()
 
     @field_validator("environments", mode="after")
     @classmethod
@@ -305,9 +328,8 @@ def check_environment_files(settings: Settings, name: str | None = None) -> list
         if not kh.is_file() or not os.access(kh, os.R_OK):
             problems.append(f"{base}.known_hosts: known_hosts is missing or unreadable: {kh}")
         if env_cfg.mysql and env_cfg.mysql.password_env and env_cfg.mysql.password_env not in os.environ:
-            problems.append(
-                f"environments.{env_name}.mysql.password_env: variable {env_cfg.mysql.password_env} is not set"
-            )
+            problems.append(f"environments.{env_name}.mysql.password_env: "
+                            f"variable {env_cfg.mysql.password_env} is not set")
     return problems
 
 

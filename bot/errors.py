@@ -24,7 +24,8 @@ boundary where they happen (``raise ... from exc``) and never leak further::
         ├── MySQLError
         │   ├── MySQLUnavailable     cannot connect / tunnel failed / silent server
         │   └── MySQLAccessDenied    Error 1045 / 1142
-        └── SlackError               Slack Web API failure after retries
+        ├── SlackError               Slack Web API failure after retries
+        └── StateUnavailable         the bot's own state database failed or did not answer
 
 ``str(error)`` is always a single line fit to show an on-call engineer; it never
 contains a secret (transports build messages from host names and error codes only).
@@ -54,14 +55,20 @@ class ConfigError(UserError):
 
 
 class UnknownEnvironment(UserError):
-    """The named environment is not configured. ``known`` lists the configured names."""
+    """The named environment is not configured. ``known`` lists the configured names.
+
+    The name is shown ASCII-escaped (at most 40 characters): environment names are ASCII, so a
+    look-alike (Cyrillic ``е`` in ``tеst``, fullwidth letters, an RTL override) shows as what it
+    is, ``'t\\u0435st'``, instead of passing for ``test`` in the refusal.
+    """
 
     def __init__(self, name: str, known: list[str]) -> None:
         self.name = name
         self.known = list(known)
-        shown = name if len(name) <= 40 else name[:40] + "…"
+        shown = ascii(name[:40]) + ("…" if len(name) > 40 else "")
+        hint = "" if name.isascii() else " (non-ASCII characters shown escaped)"
         super().__init__(
-            f"unknown environment {shown!r}; configured: {', '.join(sorted(known)) or 'none'}"
+            f"unknown environment {shown}{hint}; configured: {', '.join(sorted(known)) or 'none'}"
         )
 
 
@@ -155,3 +162,7 @@ class MySQLAccessDenied(MySQLError):
 
 class SlackError(TransportError):
     """The Slack Web API failed after the client's retries."""
+
+
+class StateUnavailable(TransportError):
+    """The bot's state database (SQLite file or MySQL) failed or did not answer in time."""

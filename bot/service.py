@@ -12,6 +12,7 @@ is analyzed, shown or saved.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
@@ -37,11 +38,16 @@ class DiagnosisRun(BaseModel):
 
 
 class DiagnosisService:
-    """Runs the runbook for a named environment over injected transports."""
+    """Runs the runbook for a named environment over injected transports.
+
+    ``on_step`` (optional) is called with every finished step of every call (for metrics).
+    """
 
     def __init__(self, settings: Settings, runbook: Runbook, transports: TransportProvider,
-                 *, secrets: list[str] | None = None) -> None:
+                 *, secrets: list[str] | None = None,
+                 on_step: Callable[[StepResult], None] | None = None) -> None:
         self.settings = settings
+        self.on_step = on_step
         self.runbook = runbook
         self.transports = transports
         self.executor = RunbookExecutor(runbook, concurrency=settings.step_concurrency)
@@ -56,7 +62,8 @@ class DiagnosisService:
                                        "error": r(step.error), "command": r(step.command)})
 
     async def _run(self, env_name: str, *, on_progress: ProgressCallback | None = None,
-                   only: set[str] | None = None) -> tuple[EnvironmentConfig, list[StepResult], dict[str, str]]:
+                   only: set[str] | None = None
+                   ) -> tuple[EnvironmentConfig, list[StepResult], dict[str, str]]:
         """Run steps; returns the environment, the RAW step results and resolved names.
 
         Progress callbacks only ever see redacted results.
@@ -69,6 +76,9 @@ class DiagnosisService:
                 await on_progress(self.redact_step(result))
 
         steps, names = await self.executor.run(env_name, env, transports, on_progress=progress, only=only)
+        if self.on_step is not None:
+            for step in steps:
+                self.on_step(step)
         return env, steps, names
 
     async def diagnose(self, env_name: str, *, on_progress: ProgressCallback | None = None) -> DiagnosisRun:

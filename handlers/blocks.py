@@ -132,9 +132,7 @@ def report(diagnosis: Diagnosis, fixes: list[tuple[str, Action]], *, run_id: str
         b.section(_log_text(diagnosis.log_summary, last=8))
     problems = [s for s in diagnosis.steps if s.status.value not in ("ok", "skipped")]
     if problems:
-        b.section("*Steps that did not complete*\n" + "\n".join(
-            f"{STEP_ICONS.get(s.status.value, '•')} {esc(s.title)}: {esc((s.error or s.status.value)[:200])}"
-            for s in problems))
+        b.section("*Steps that did not complete*\n" + _problems_text(problems))
     if fixes or diagnosis.actions:
         b.add(DividerBlock())
         b.section("*Suggested fixes* — each asks for approval before anything runs")
@@ -151,6 +149,22 @@ def report(diagnosis: Diagnosis, fixes: list[tuple[str, Action]], *, run_id: str
     top = diagnosis.top_cause
     fallback = f"Diagnosis of {env}: " + (f"{top.title} ({top.confidence:.0%})" if top else "no cause found")
     return b.build(fallback)
+
+
+def _problems_text(steps: list[StepResult]) -> str:
+    """One line per distinct (status, error): the titles of the steps it hit, then the error.
+
+    A host that cannot be used fails every step with the same message (a refused host key
+    carries the admin's instructions); it is shown once, in full, not cut once per step.
+    """
+    groups: dict[tuple[str, str], list[str]] = {}
+    for s in steps:
+        groups.setdefault((s.status.value, s.error or s.status.value), []).append(s.title)
+    lines = []
+    for (status, error), titles in groups.items():
+        names = ", ".join(titles) if len(titles) <= 3 else f"{len(titles)} steps ({', '.join(titles)})"
+        lines.append(f"{STEP_ICONS.get(status, '•')} {esc(names)}: {esc(error[:800])}")
+    return "\n".join(lines)
 
 
 def _log_text(summary: LogSummary, *, last: int) -> str:

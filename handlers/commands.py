@@ -9,6 +9,7 @@ ephemerally to the requester by :func:`handlers.errors.report`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Coroutine
 from typing import Any
 
@@ -53,6 +54,9 @@ def register(app: AsyncApp, rt: Runtime) -> None:
     @app.command("/qcc")
     async def on_qcc(ack: Any, command: dict[str, Any]) -> None:
         req = SlashRequest.from_payload(command)
+        # A secret pasted by mistake is redacted before anything reads the text: refusals echo
+        # (cut) pieces of it, and the audit row keeps it.
+        req = dataclasses.replace(req, text=rt.out.scrub(req.text))
         try:
             cmd, env = plan(rt, req)
         except UserError as exc:

@@ -98,13 +98,14 @@ async def run_diagnosis(rt: Runtime, req: SlashRequest, env: str) -> None:
         ended = RunStatus.INTERRUPTED if isinstance(exc, asyncio.CancelledError) else RunStatus.FAILED
         await state.finish_run(run.id, ended, actor=req.user, summary=type(exc).__name__)
         if isinstance(exc, BotError):
-            await out.update(req.channel, parent_ts, blocks.diagnose_failed(env, str(exc)))
+            await _cosmetic("parent message", out.update(req.channel, parent_ts,
+                                                         blocks.diagnose_failed(env, str(exc))))
         raise
     diagnosis = result.diagnosis
     await updates.close()
     for step in diagnosis.steps:
         tracker.record(step)
-    await out.update(req.channel, progress_ts, blocks.progress(env, tracker.view(), done=True))
+    # Stored first: whatever Slack does next, the diagnosis is kept (and `escalate` can use it).
     await state.save_steps(run.id, "diagnosis", diagnosis.steps)
     fixes = []
     for action in diagnosis.actions:
@@ -116,6 +117,20 @@ async def run_diagnosis(rt: Runtime, req: SlashRequest, env: str) -> None:
                            summary=f"{top.id} {top.confidence:.2f}" if top else "no cause",
                            diagnosis_json=diagnosis.model_dump_json(),
                            bundle_json=result.bundle.model_dump_json())
-    await out.post(req.channel, blocks.report(diagnosis, fixes, run_id=run.id), thread_ts=parent_ts)
-    await out.update(req.channel, parent_ts, blocks.diagnose_finished(
-        env, req.user, top.title if top else None, top.confidence if top else None, diagnosis.duration_s))
+    await _cosmetic("progress message", out.update(req.channel, progress_ts,
+                                                   blocks.progress(env, tracker.view(), done=True)))
+    try:
+        await out.post(req.channel, blocks.report(diagnosis, fixes, run_id=run.id), thread_ts=parent_ts)
+    except SlackError as exc:
+        raise SlackError(f"the report of diagnosis {run.id} ({env}) could not be posted: {exc}",
+                         host=exc.host, detail=exc.detail) from exc
+    await _cosmetic("parent message", out.update(req.channel, parent_ts, blocks.diagnose_finished(
+        env, req.user, top.title if top else None, top.confidence if top else None, diagnosis.duration_s)))
+
+
+async def _cosmetic(what: str, call: Awaitable[None]) -> None:
+    """A Slack update that must not stop the flow (the report is what matters): logged if it fails."""
+    try:
+        await call
+    except SlackError as exc:
+        log.warning("%s not updated: %s", what, exc)

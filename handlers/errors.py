@@ -1,5 +1,8 @@
 """The one error handler: known errors become a short ephemeral, unknown ones a correlation id.
 
+Errors that are not the user's own (transport, Slack, unexpected) are logged with a reference
+id that the message repeats, so a report in Slack can be found in the logs.
+
 ``register(app, rt)`` installs the single ``@app.error`` (errors raised by a listener before
 its work is handed off). The work after ``ack()`` runs in the task registry, whose failures
 go through the same :func:`report` via :func:`reporter` — ephemeral to the user who asked,
@@ -64,10 +67,18 @@ def describe(exc: BaseException) -> tuple[Message, str | None]:
 
 
 async def report(rt: Runtime, exc: BaseException, target: Target) -> None:
-    """Tell the user about ``exc``; logs and gives up when Slack itself cannot be reached."""
-    msg, _ = describe(exc)
+    """Tell the user about ``exc``; logs and gives up when Slack itself cannot be reached.
+
+    Every error that is not the user's own carries a correlation id: logged as ``[ref <id>]``
+    and shown in the message. When Slack cannot take the message either, the ERROR log line
+    (with the id, the original error and where it was meant to go) is what remains.
+    """
+    msg, cid = describe(exc)
     if not isinstance(exc, UserError):
-        log.warning("reporting %s to %s: %s", type(exc).__name__, target.channel, exc)
+        if cid is None:  # a known (transport) error: its one-line message is shown, plus the id
+            cid = uuid.uuid4().hex[:12]
+            msg = blocks.error(f"{exc} (ref {cid})")
+        log.warning("reporting %s to %s [ref %s]: %s", type(exc).__name__, target.channel, cid, exc)
     if target.channel is None:
         return
     try:
@@ -76,7 +87,8 @@ async def report(rt: Runtime, exc: BaseException, target: Target) -> None:
         else:
             await rt.out.ephemeral(target.channel, target.user, msg, thread_ts=target.thread_ts)
     except SlackError as slack_exc:
-        log.error("could not report an error to Slack: %s (original: %s)", slack_exc, type(exc).__name__)
+        log.error("could not report an error to Slack in %s [ref %s]: %s; the error was %s: %s",
+                  target.channel, cid or uuid.uuid4().hex[:12], slack_exc, type(exc).__name__, exc)
 
 
 def reporter(rt: Runtime, target: Target) -> Callable[[BaseException], Awaitable[None]]:

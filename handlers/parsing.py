@@ -49,16 +49,16 @@ def parse_command(text: str) -> QccCommand:
         return QccCommand("help")
     sub, args = tokens[0].lower(), tokens[1:]
     if sub not in SUBCOMMANDS:
-        raise BadCommand(f"unknown command {sub[:30]!r}. {USAGE}")
+        raise BadCommand(f"unknown command {ascii(sub[:30])}. {USAGE}")  # look-alikes show escaped
     n: int | None = None
     env: str | None = None
     for arg in args:
-        if arg.isdigit() and sub in ("logs", "audit") and n is None:
+        if arg.isascii() and arg.isdigit() and sub in ("logs", "audit") and n is None:  # not "²", "٣"
             n = int(arg)
         elif env is None and sub != "audit":
             env = arg
         else:
-            raise BadCommand(f"unexpected argument {arg[:30]!r} for `{sub}`. {USAGE}")
+            raise BadCommand(f"unexpected argument {ascii(arg[:30])} for `{sub}`. {USAGE}")
     if n is not None:
         limit = MAX_LOG_LINES if sub == "logs" else MAX_AUDIT
         if not 1 <= n <= limit:

@@ -5,12 +5,13 @@ Built once by :func:`handlers.server.build_runtime` and passed to every ``regist
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.app import Services
 from bot.config import Settings
 from bot.escalation import EscalationCollector
 from bot.fixes import FixRunner
+from bot.metrics import Metrics
 from bot.state.store import StateStore
 from handlers.slackio import SlackOut
 from handlers.tasks import TaskRegistry
@@ -22,6 +23,8 @@ class Runtime:
 
     ``progress_interval_s`` is the minimum time between two updates of a progress message
     (Slack's chat.update is rate limited); updates in between are coalesced.
+    ``drain_timeout_s`` is how long shutdown waits for running work (``shutdown_grace_s``).
+    ``metrics`` are this instance's Prometheus series (``/metrics``).
     """
 
     services: Services
@@ -30,6 +33,7 @@ class Runtime:
     escalation: EscalationCollector
     progress_interval_s: float = 1.0
     drain_timeout_s: float = 60.0
+    metrics: Metrics = field(default_factory=Metrics)
 
     @property
     def settings(self) -> Settings:

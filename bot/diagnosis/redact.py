@@ -80,16 +80,20 @@ _PEM_END = re.compile(r"-----END [A-Z ]*PRIVATE KEY-----")
 
 
 def redact_line(line: str, extra_secrets: Iterable[str] = ()) -> str:
-    """One line with its secrets replaced by ``***``."""
+    """One line with its secrets replaced by ``***``.
+
+    Known literals go first: a pattern may stop inside a value (``MYSQL_PWD=ab'cd`` ends at the
+    quote), and what it leaves behind would no longer match the literal.
+    """
     new = line
-    low = line.lower()
+    for s in extra_secrets:
+        if s and s in new:
+            new = new.replace(s, REDACTED)
+    low = new.lower()
     if _suspicious(low):
         for triggers, rx, repl in _SUBS:
             if any(t in low for t in triggers):
                 new = rx.sub(repl, new)
-    for s in extra_secrets:
-        if s and s in new:
-            new = new.replace(s, REDACTED)
     return new
 
 

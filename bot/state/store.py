@@ -8,23 +8,36 @@ Every approval transition is ONE conditional ``UPDATE ... WHERE id=:id AND statu
 whose rowcount decides the winner, with its audit row written in the same transaction, so
 any number of concurrent clicks, retried requests or replicas move an approval once.
 Runs carry an ``owner`` (this bot instance) and a heartbeat; :meth:`recover_interrupted`
-marks runs a dead instance left ``running`` as ``interrupted`` (it never re-runs them).
+marks runs a dead instance left ``running`` as ``interrupted`` (it never re-runs them): at
+start-up (this owner's leftovers too) and periodically on every replica (other owners whose
+heartbeat is older than ``lease_s``).
+
+An optional :class:`StoreObserver` hears about each finished run and each approval decision
+once, after its transaction committed (the Slack layer counts them as metrics).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, event, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from bot.errors import ApprovalAlreadyHandled, ApprovalError, ApprovalExpired, ConfigError
+from bot.errors import (
+    ApprovalAlreadyHandled,
+    ApprovalError,
+    ApprovalExpired,
+    ConfigError,
+    StateUnavailable,
+)
 from bot.models import Action, StepResult
 from bot.state import models as m
 from bot.state.models import APPROVAL_TRANSITIONS, ApprovalStatus, RunKind, RunStatus
@@ -42,6 +55,18 @@ from bot.state.records import (
 )
 
 Clock = Callable[[], datetime]
+
+
+class StoreObserver(Protocol):
+    """Told about state changes after they are committed (exactly once each)."""
+
+    def run_finished(self, kind: str, status: str, duration_s: float) -> None:
+        """A run left ``running`` (``status``: succeeded | failed | interrupted)."""
+
+    def approval_decided(self, decision: str, latency_s: float) -> None:
+        """A pending approval was decided (approved | rejected | expired) ``latency_s`` after its request."""
+
+
 DECISIONS = (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.EXPIRED)
 
 
@@ -74,11 +99,12 @@ class StateStore:
     """Async access to the bot's state. ``owner`` names this bot instance (default: host name)."""
 
     def __init__(self, url: str, *, owner: str | None = None, clock: Clock | None = None,
-                 lease_s: float = 90.0) -> None:
+                 lease_s: float = 90.0, observer: StoreObserver | None = None) -> None:
         self.url = url
         self.owner = owner or socket.gethostname()
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.lease_s = lease_s
+        self.observer = observer
         self._engine: AsyncEngine | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -86,15 +112,36 @@ class StateStore:
         """Connect and create missing tables. Raises :class:`ConfigError` for a bad URL/database."""
         try:
             self._engine = _engine(self.url)
-            async with self._engine.begin() as conn:
-                await conn.run_sync(m.metadata.create_all)
+            for attempt in range(3):
+                try:
+                    async with self._engine.begin() as conn:
+                        await conn.run_sync(m.metadata.create_all)
+                    break
+                except OperationalError:  # replicas starting together: "table already exists"
+                    if attempt == 2:
+                        raise
+                    await asyncio.sleep(0.2 * (attempt + 1))
         except (SQLAlchemyError, OSError, ValueError) as exc:
+            if self._engine is not None:
+                await self._engine.dispose()
+                self._engine = None
             raise ConfigError(f"cannot open the state store: {type(exc).__name__}") from exc
 
     async def aclose(self) -> None:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+
+    async def check(self, timeout_s: float = 3.0) -> str | None:
+        """None when the database answers a query within ``timeout_s``, else a short reason."""
+        try:
+            async with asyncio.timeout(timeout_s), self.engine.connect() as conn:
+                await conn.execute(select(m.runs.c.id).limit(1))
+        except TimeoutError:
+            return f"the state database did not answer within {timeout_s:g}s"
+        except (SQLAlchemyError, OSError) as exc:
+            return f"the state database is unreachable ({type(exc).__name__})"
+        return None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -167,12 +214,17 @@ class StateStore:
                 and_(m.runs.c.id == run_id, m.runs.c.status == RunStatus.RUNNING.value)).values(**values))
             if res.rowcount != 1:
                 return False
-            run = (await conn.execute(select(m.runs.c.kind, m.runs.c.environment)
+            run = (await conn.execute(select(m.runs.c.kind, m.runs.c.environment, m.runs.c.started_at)
                                       .where(m.runs.c.id == run_id))).one()
             await self._audit(conn, actor, f"{run.kind}_finished", environment=run.environment,
                               subject=run_id,
                               result=status.value, detail=summary)
+        self._run_finished(run.kind, status.value, run.started_at, values["finished_at"])
         return True
+
+    def _run_finished(self, kind: str, status: str, started_at: datetime, finished_at: datetime) -> None:
+        if self.observer is not None:
+            self.observer.run_finished(kind, status, max(0.0, (finished_at - started_at).total_seconds()))
 
     async def save_steps(self, run_id: str, phase: str, steps: list[StepResult]) -> None:
         if not steps:
@@ -212,20 +264,60 @@ class StateStore:
                 .values(heartbeat_at=self._now()))
         return int(res.rowcount or 0)
 
-    async def recover_interrupted(self) -> list[Interrupted]:
-        """Mark runs (and their approvals) left ``running`` by this instance or by a dead one
-        (heartbeat older than ``lease_s``) as ``interrupted``. Each item is returned by exactly
-        one caller, even with several replicas recovering at once. Nothing is re-run."""
+    @contextlib.asynccontextmanager
+    async def _available(self, limit: float) -> AsyncIterator[None]:
+        """Database failures and a wait past ``limit`` seconds become :class:`StateUnavailable`."""
+        try:
+            async with asyncio.timeout(limit):
+                yield
+        except TimeoutError:
+            raise StateUnavailable(f"the state database did not answer within {limit:g}s",
+                                   detail="timeout") from None
+        except (SQLAlchemyError, OSError) as exc:
+            raise StateUnavailable(f"the state database failed ({type(exc).__name__})",
+                                   detail=type(exc).__name__) from exc
+
+    async def upkeep(self, timeout_s: float | None = None) -> list[Interrupted]:
+        """The periodic duty of every replica: refresh this instance's heartbeat, then mark the
+        runs of owners whose lease expired ``interrupted`` (returned, to be announced).
+
+        Raises :class:`StateUnavailable` when the database fails or takes longer than
+        ``timeout_s`` (default: a third of the lease).
+        """
+        async with self._available(timeout_s if timeout_s is not None else max(1.0, self.lease_s / 3)):
+            await self.heartbeat()
+            return await self.recover_interrupted(include_own=False)
+
+    async def closing_sweep(self, since: datetime, timeout_s: float = 10.0) -> list[Interrupted]:
+        """At shutdown, after the remaining work was cancelled: this instance's runs that ended
+        ``interrupted`` since ``since`` plus any it still has ``running`` (now marked), to be
+        announced. Raises :class:`StateUnavailable`."""
+        async with self._available(timeout_s):
+            return await self.interrupted_since(since) + await self.recover_interrupted()
+
+    async def recover_interrupted(self, *, include_own: bool = True) -> list[Interrupted]:
+        """Mark runs (and their approvals) left ``running`` by a dead instance (heartbeat older
+        than ``lease_s``) and, with ``include_own`` (start-up), by this instance, as
+        ``interrupted``. Each item is returned by exactly one caller, even with several
+        replicas recovering at once. Nothing is re-run.
+
+        Approvals ``approved`` (or ``running``) whose fix run never started are included when
+        decided more than ``lease_s`` ago (or, with ``include_own``, owned by this instance).
+        """
         now = self._now()
         stale = now - timedelta(seconds=self.lease_s)
-        mine_or_dead = or_(m.runs.c.owner == self.owner, m.runs.c.heartbeat_at < stale)
+        dead_runs = m.runs.c.heartbeat_at < stale
+        dead_approvals = m.approvals.c.decided_at < stale
+        if include_own:
+            dead_runs = or_(m.runs.c.owner == self.owner, dead_runs)
+            dead_approvals = or_(m.approvals.c.owner == self.owner, dead_approvals)
         out: list[Interrupted] = []
         async with self.engine.connect() as conn:
             candidates = (await conn.execute(select(m.runs).where(and_(
-                m.runs.c.status == RunStatus.RUNNING.value, mine_or_dead)))).all()
+                m.runs.c.status == RunStatus.RUNNING.value, dead_runs)))).all()
             open_approvals = (await conn.execute(select(m.approvals).where(and_(
                 m.approvals.c.status.in_([ApprovalStatus.APPROVED.value, ApprovalStatus.RUNNING.value]),
-                or_(m.approvals.c.owner == self.owner, m.approvals.c.decided_at < stale))))).all()
+                dead_approvals)))).all()
         for run in candidates:
             async with self.engine.begin() as conn:
                 res = await conn.execute(update(m.runs).where(and_(
@@ -237,15 +329,11 @@ class StateStore:
                                   subject=run.id, result="interrupted", detail=f"owner {run.owner}")
                 appr = (await conn.execute(select(m.approvals).where(
                     m.approvals.c.fix_run_id == run.id))).first()
-                item = Interrupted(kind=run.kind, environment=run.environment, run_id=run.id,
-                                   channel=run.channel, thread_ts=run.thread_ts)
                 if appr is not None:
                     await self._move(conn, appr.id, ApprovalStatus.RUNNING, ApprovalStatus.INTERRUPTED, "bot",
                                      appr.environment, extra={"result": "interrupted by a restart"})
-                    item = item.model_copy(update={"approval_id": appr.id, "card_ts": appr.card_ts,
-                                                   "action_title": Action.model_validate_json(
-                                                       appr.action_json).title})
-            out.append(item)
+            self._run_finished(run.kind, RunStatus.INTERRUPTED.value, run.started_at, now)
+            out.append(_interrupted(run, appr))
         for appr in open_approvals:  # approved (or running) but its fix run never started or is gone
             async with self.engine.begin() as conn:
                 if appr.fix_run_id:
@@ -260,6 +348,20 @@ class StateStore:
                                            channel=appr.channel, thread_ts=appr.thread_ts,
                                            card_ts=appr.card_ts,
                                            action_title=Action.model_validate_json(appr.action_json).title))
+        return out
+
+    async def interrupted_since(self, since: datetime) -> list[Interrupted]:
+        """This instance's runs that ended ``interrupted`` at or after ``since`` (e.g. the runs a
+        shutdown cancelled), to be announced in their threads."""
+        async with self.engine.connect() as conn:
+            runs = (await conn.execute(select(m.runs).where(and_(
+                m.runs.c.owner == self.owner, m.runs.c.status == RunStatus.INTERRUPTED.value,
+                m.runs.c.finished_at >= naive(since))))).all()
+            out = []
+            for run in runs:
+                appr = (await conn.execute(select(m.approvals).where(
+                    m.approvals.c.fix_run_id == run.id))).first()
+                out.append(_interrupted(run, appr))
         return out
 
     # -- proposals and approvals -------------------------------------------------------
@@ -360,19 +462,38 @@ class StateStore:
             moved = await self._move(conn, approval_id, frm, to, actor, current.environment, extra=extra,
                                      not_expired=frm == ApprovalStatus.PENDING)
         if moved:
-            return await self.get_approval(approval_id)
+            decided = await self.get_approval(approval_id)
+            self._decided(decided)
+            return decided
         return await self._explain_refusal(approval_id, frm)
+
+    def _decided(self, approval: Approval) -> None:
+        if self.observer is not None and approval.status in DECISIONS and approval.decided_at is not None:
+            latency = (approval.decided_at - approval.created_at).total_seconds()
+            self.observer.approval_decided(approval.status.value, max(0.0, latency))
 
     async def _explain_refusal(self, approval_id: str, frm: ApprovalStatus) -> Approval:
         now = self.clock()
         current = await self.get_approval(approval_id)
         if frm == ApprovalStatus.PENDING and current.expired(now):
             async with self.engine.begin() as conn:
-                await self._move(conn, approval_id, ApprovalStatus.PENDING, ApprovalStatus.EXPIRED, "bot",
-                                 current.environment, extra={"result": "expired"})
+                expired = await self._move(conn, approval_id, ApprovalStatus.PENDING, ApprovalStatus.EXPIRED,
+                                           "bot", current.environment, extra={"result": "expired"})
             current = await self.get_approval(approval_id)
+            if expired:
+                self._decided(current)
         if current.status == ApprovalStatus.EXPIRED:
             raise ApprovalExpired("this approval request has expired; "
                                   "click the Fix button again to re-request")
         raise ApprovalAlreadyHandled(f"already handled (status: {current.status.value})",
                                      handled_by=current.decided_by)
+
+
+def _interrupted(run: Any, appr: Any) -> Interrupted:
+    """The announcement of an interrupted run (with its approval, for a fix)."""
+    item = Interrupted(kind=run.kind, environment=run.environment, run_id=run.id, channel=run.channel,
+                       thread_ts=run.thread_ts)
+    if appr is not None:
+        item = item.model_copy(update={"approval_id": appr.id, "card_ts": appr.card_ts,
+                                       "action_title": Action.model_validate_json(appr.action_json).title})
+    return item

@@ -20,7 +20,8 @@ environments:
     proxy_service: proxy
     mysql_service: mysql
     proxy_port: 8001
-    mysql: {host: 127.0.0.1, port: 3308, user: qcc, password_env: QCC_TEST_MYSQL_PASSWORD, database: qcc_proxy}
+    mysql: {host: 127.0.0.1, port: 3308, user: qcc, password_env: QCC_TEST_MYSQL_PASSWORD,
+            database: qcc_proxy}
 """
 
 
@@ -64,7 +65,8 @@ def test_every_problem_reported_with_its_path(tmp_path: Path) -> None:
 def test_unknown_key_rejected(tmp_path: Path) -> None:
     """A typo'd key is an error, not silently ignored."""
     cfg = tmp_path / "typo.yaml"
-    cfg.write_text("environments:\n  t:\n    ssh: {host: h, user: u}\n    compose_project: p\n    proxy_prot: 1\n")
+    cfg.write_text("environments:\n  t:\n    ssh: {host: h, user: u}\n    compose_project: p\n"
+                   "    proxy_prot: 1\n")
     with pytest.raises(ConfigError) as ei:
         load_settings(cfg, env={})
     assert any("environments.t.proxy_prot" in p for p in ei.value.problems)
@@ -150,3 +152,16 @@ def test_diagnose_unknown_env_is_one_line(files: tuple[Path, Path, Path],
     assert run(["diagnose", "--env", "nope", "--config", str(files[0])]) == 2
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "unknown environment 'nope'" in err
+
+
+def test_instance_id_names_this_replica_in_the_state_store(monkeypatch):
+    """``owner`` is ``instance_id`` (from YAML or ``$QCC_INSTANCE_ID``), else the host name, so it
+    is stable across restarts; a malformed id is a configuration error."""
+    import socket
+
+    assert load_settings(data={}, env={}).owner == socket.gethostname()
+    monkeypatch.setenv("QCC_INSTANCE_ID", "qcc-bot-2")
+    assert load_settings(data={}, env={}).owner == "qcc-bot-2"
+    assert load_settings(data={"instance_id": "pod-a"}, env={}).owner == "pod-a"
+    with pytest.raises(ConfigError):
+        load_settings(data={"instance_id": "bad id; rm"}, env={})

@@ -75,6 +75,14 @@ def test_counts_lines_extra_secrets_and_pem() -> None:
     assert redact_text("") == ("", 0)
 
 
+def test_configured_literal_wins_over_a_pattern_that_stops_early() -> None:
+    """A configured secret with a quote in it is removed whole: the key=value pattern would stop
+    at the quote and leave the rest of the password behind."""
+    password = "Rel-MySQL'pw$4242-tail"
+    out, n = redact_text(f"MYSQL_PWD={password} and DB_PASS={password}", extra_secrets=[password])
+    assert out == f"MYSQL_PWD={REDACTED} and DB_PASS={REDACTED}" and n == 1
+
+
 def test_idempotent() -> None:
     """Redacting twice changes nothing more."""
     once, _ = redact_text("\n".join(c[0] for c in CASES))

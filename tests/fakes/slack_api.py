@@ -3,7 +3,8 @@
 Implements what the bot uses: ``auth.test``, ``chat.postMessage``, ``chat.update``,
 ``chat.postEphemeral``, ``usergroups.users.list``, ``files.getUploadURLExternal``, the
 upload URL it hands out, ``files.completeUploadExternal`` (and ``apps.connections.open``
-answering an error, so Socket Mode fails fast against it).
+answering an error, so Socket Mode fails fast against it, unless ``socket_url`` names a
+websocket URL to hand out, e.g. :class:`tests.fakes.socket_mode.FakeSocketMode`'s).
 
 State a test can read: ``calls`` (every request, in order, with parsed params), ``messages``
 (by ts, with ``thread_ts`` and update history), ``ephemerals``, ``uploads``. Switches:
@@ -64,6 +65,7 @@ class FakeSlackAPI:
         self.usergroups: dict[str, list[str]] = {}
         self.secrets: set[str] = set()  # values a test asserts never reached Slack
         self.failures: dict[str, list[tuple[int, int | None]]] = {}
+        self.socket_url: str | None = None  # apps.connections.open answers this URL when set
         self._ts = itertools.count(1)
         self._files = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -206,6 +208,8 @@ class FakeSlackAPI:
         return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title")} for f in files]}
 
     def _m_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        if self.socket_url:
+            return {"ok": True, "url": self.socket_url}
         return {"ok": False, "error": "not_allowed_token_type"}
 
     async def _upload(self, request: web.Request) -> web.Response:

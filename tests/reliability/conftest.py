@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.reliability.faults_harness import make_host, noise, start_rig  # noqa: F401 - fixtures
 from tests.reliability.figures import FIGURES
+from tests.reliability.secrets_guard import (  # noqa: F401 - the session-wide secrets guard
+    no_secret_in_this_tests_logs,
+    secrets_log_guard,
+)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -70,6 +70,8 @@ def test_unexpected_error_gets_correlation_id():
     ("help prod", QccCommand("help", "prod")),
     ("", QccCommand("help")),
     ("status\u2003test", QccCommand("status", "test")),
+    ("logs \u00b2", QccCommand("logs", "\u00b2")),  # only ASCII digits are a count ("²" is no int)
+    ("logs \u0663", QccCommand("logs", "\u0663")),
 ])
 def test_parse_command(raw, expected):
     """Slash-command text is normalized (smart quotes, NBSP and other spaces) and parsed."""

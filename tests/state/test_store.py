@@ -169,3 +169,80 @@ async def test_processes_sharing_mariadb_move_an_approval_once(mariadb_url):
         assert (await store.get_approval(approval_id)).status == A.APPROVED
     finally:
         await store.aclose()
+
+
+class _Recorder:
+    """A StoreObserver that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, str]] = []
+        self.decisions: list[str] = []
+
+    def run_finished(self, kind: str, status: str, duration_s: float) -> None:
+        assert duration_s >= 0
+        self.runs.append((kind, status))
+
+    def approval_decided(self, decision: str, latency_s: float) -> None:
+        assert latency_s >= 0
+        self.decisions.append(decision)
+
+
+async def test_upkeep_heartbeats_own_runs_and_takes_over_only_expired_leases(tmp_path):
+    """The periodic upkeep never touches this instance's own running runs (their heartbeat is
+    refreshed), and marks another owner's run interrupted only once its lease expired."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/s.db"
+    a, b = StateStore(url, owner="bot-a", lease_s=30), StateStore(url, owner="bot-b", lease_s=30)
+    await a.open()
+    await b.open()
+    try:
+        mine = await a.start_run(RunKind.FIX, "test", actor="U", channel="C", thread_ts="1.1")
+        theirs = await b.start_run(RunKind.DIAGNOSIS, "test", actor="U", channel="C", thread_ts="2.2")
+        assert await a.upkeep() == []
+        real = a.clock
+        a.clock = lambda: real() + timedelta(seconds=31)  # b's lease expired; a keeps heart-beating
+        items = await a.upkeep()
+        assert [i.run_id for i in items] == [theirs.id]
+        assert (await a.get_run(mine.id)).status == RunStatus.RUNNING
+        assert await a.upkeep() == []
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_observer_hears_each_finished_run_and_decision_once(tmp_path):
+    """The observer is told once per finished run (including recovery's `interrupted`) and once
+    per approval decision; interrupted_since lists this owner's runs a shutdown interrupted."""
+    seen = _Recorder()
+    store = StateStore(f"sqlite+aiosqlite:///{tmp_path}/s.db", owner="bot-a", observer=seen)
+    await store.open()
+    try:
+        since = store.clock()
+        run = await store.start_run(RunKind.DIAGNOSIS, "test", actor="U", channel="C", thread_ts="1.1")
+        assert await store.finish_run(run.id, RunStatus.SUCCEEDED, actor="U")
+        assert not await store.finish_run(run.id, RunStatus.FAILED, actor="U")
+        cancelled = await store.start_run(RunKind.DIAGNOSIS, "test", actor="U", channel="C", thread_ts="2.2")
+        await store.finish_run(cancelled.id, RunStatus.INTERRUPTED, actor="U")
+        left = await store.start_run(RunKind.DIAGNOSIS, "test", actor="U")
+        await store.recover_interrupted()
+        assert seen.runs == [("diagnosis", "succeeded"), ("diagnosis", "interrupted"),
+                             ("diagnosis", "interrupted")]
+        assert {i.run_id for i in await store.interrupted_since(since)} == {cancelled.id, left.id}
+        approval_id = await pending_approval(store)
+        await store.transition(approval_id, A.PENDING, A.APPROVED, actor="UAPP")
+        with pytest.raises(ApprovalAlreadyHandled):
+            await store.transition(approval_id, A.PENDING, A.APPROVED, actor="UAPP")
+        await store.transition(approval_id, A.APPROVED, A.RUNNING, actor="UAPP")
+        assert seen.decisions == ["approved"]
+    finally:
+        await store.aclose()
+
+
+async def test_check_answers_none_while_the_database_answers(tmp_path):
+    """check() is None while the database answers (the unreachable case is proven against
+    MariaDB behind a cut TCP forwarder in tests/reliability/test_lifecycle.py)."""
+    store = StateStore(f"sqlite+aiosqlite:///{tmp_path}/s.db")
+    await store.open()
+    try:
+        assert await store.check() is None
+    finally:
+        await store.aclose()
