@@ -27,10 +27,19 @@ from typing import TextIO
 
 from rich.console import Console
 
-from bot.errors import BotError, ConfigError, RunbookError, UserError
+from bot.errors import BadCommand, BotError, ConfigError, RunbookError, UserError
 from bot.models import Diagnosis, StepResult
 
 log = logging.getLogger("qcc_bot")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qcc-chatops")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -43,6 +52,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="qcc-bot",
                                 description="Diagnose qcc_plus deploy crashes from its runbook.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     d = sub.add_parser("diagnose", parents=[common, fmt], help="run the runbook live against an environment")
@@ -90,21 +100,55 @@ def _progress_printer(err: TextIO):
     return on_progress
 
 
+def _check_bundle_target(target: str | None) -> None:
+    """Refuse a --save-bundle path before any work is done (absent, or an empty directory)."""
+    if not target:
+        return
+    from pathlib import Path
+
+    from bot.errors import BundleError
+
+    p = Path(target)
+    if p.exists() and (not p.is_dir() or any(p.iterdir())):
+        raise BundleError(f"--save-bundle needs a new or empty directory: {p}")
+    parent = p if p.exists() else p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    import os
+
+    if not os.access(parent, os.W_OK):
+        raise BundleError(f"--save-bundle: {parent} is not writable")
+
+
+def _save_bundle_after_report(target: str | None, bundle, err: TextIO) -> int:  # noqa: ANN001
+    """Save after the report is printed, so a failing save never loses the diagnosis."""
+    if not target:
+        return 0
+    from bot.bundle import save_bundle
+
+    try:
+        err.write(f"bundle saved to {save_bundle(target, bundle)}\n")
+    except UserError as exc:
+        err.write(f"qcc-bot: {exc} (the report above is complete)\n")
+        return 2
+    return 0
+
+
 async def _diagnose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from bot.app import lifespan
-    from bot.bundle import save_bundle
-    from bot.config import load_settings
+    from bot.config import check_environment_files, load_settings
 
     settings = load_settings(args.config)
     settings.environment(args.env)  # UnknownEnvironment before any connection
+    problems = check_environment_files(settings, args.env)
+    if problems:
+        raise ConfigError(f"environment {args.env!r} cannot be used (run check-config)", problems)
+    _check_bundle_target(args.save_bundle)
     async with lifespan(settings) as services:
         progress = _progress_printer(err) if args.format == "text" and err.isatty() else None
         run = await services.diagnosis.diagnose(args.env, on_progress=progress)
-    if args.save_bundle:
-        path = save_bundle(args.save_bundle, run.bundle)
-        err.write(f"bundle saved to {path}\n")
     _print_report(run.diagnosis, args.format, out)
-    return 0
+    return _save_bundle_after_report(args.save_bundle, run.bundle, err)
 
 
 def _analyze(args: argparse.Namespace, out: TextIO) -> int:
@@ -125,16 +169,19 @@ async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from bot.sandbox.demo import list_scenarios, run_demo
 
     if args.list_scenarios:
-        for name, description in list_scenarios():
-            out.write(f"{name:36} {description}\n")
+        scenarios = list_scenarios()
+        if args.format == "json":
+            out.write(json.dumps([{"name": n, "title": t} for n, t in scenarios], indent=2) + "\n")
+        else:
+            for name, description in scenarios:
+                out.write(f"{name:36} {description}\n")
         return 0
+    if not args.scenario.strip():
+        raise BadCommand("--scenario needs a name (see --list-scenarios)")
+    _check_bundle_target(args.save_bundle)
     run = await run_demo(args.scenario, log=err)
-    if args.save_bundle:
-        from bot.bundle import save_bundle
-
-        err.write(f"bundle saved to {save_bundle(args.save_bundle, run.bundle)}\n")
     _print_report(run.diagnosis, args.format, out)
-    return 0
+    return _save_bundle_after_report(args.save_bundle, run.bundle, err)
 
 
 def _check_config(args: argparse.Namespace, out: TextIO) -> int:
@@ -148,10 +195,16 @@ def _check_config(args: argparse.Namespace, out: TextIO) -> int:
         load_runbook(settings.runbook)
     except RunbookError as exc:
         problems += [f"runbook: {p}" for p in exc.problems] or [f"runbook: {exc}"]
+    if not settings.environments:
+        problems.append("environments: no environment is configured (see qcc.example.yaml)")
     if problems:
         raise ConfigError(f"{path}: {len(problems)} problem(s)", problems)
     names = ", ".join(sorted(settings.environments)) or "none"
     out.write(f"{path}: OK ({len(settings.environments)} environment(s): {names})\n")
+    for name, env in sorted(settings.environments.items()):
+        if not env.approval.approvers and not env.approval.approver_usergroup:
+            out.write(f"  warning: environments.{name}.approval: no approvers and no approver_usergroup, "
+                      "so every fix approval is refused\n")
     return 0
 
 
@@ -206,7 +259,14 @@ def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: Te
 
 
 def main() -> None:
-    """Console-script entry point (``qcc-bot``)."""
+    """Console-script entry point (``qcc-bot``).
+
+    Loads ``./.env`` (if present) into the environment first, without overriding variables
+    already set, so secrets can live there as the README says.
+    """
+    from dotenv import load_dotenv
+
+    load_dotenv(".env", override=False)
     sys.exit(run())
 
 

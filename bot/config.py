@@ -37,6 +37,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -59,7 +60,7 @@ class SSHConfig(_Strict):
     transport also adapts downwards when the server refuses a channel.
     """
 
-    host: str
+    host: str = Field(pattern=r"^[A-Za-z0-9_.:\[\]-]{1,253}$")  # a host name or IP address
     port: int = Field(22, ge=1, le=65535)
     user: str = Field(pattern=_NAME_RE)
     key_file: Path | None = None
@@ -180,7 +181,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="QCC_",
         env_nested_delimiter="__",
-        env_file=".env",
         extra="forbid",
         frozen=True,
     )
@@ -218,6 +218,33 @@ class Settings(BaseSettings):
             if not re.match(_NAME_RE, name):
                 raise ValueError(f"environment name {name!r} must match {_NAME_RE}")
         return v
+
+    @field_validator("state_url", mode="after")
+    @classmethod
+    def _state_url(cls, v: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(v)
+        except ArgumentError:
+            raise ValueError("not a database URL (e.g. sqlite+aiosqlite:///qcc-state.db or "
+                             "mysql+aiomysql://user@host/db)") from None
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        """Environment names used by the Slack routing must be configured."""
+        known = set(self.environments)
+        bad = []
+        if self.slack.default_environment and self.slack.default_environment not in known:
+            bad.append(f"slack.default_environment names {self.slack.default_environment!r}")
+        bad += [f"slack.channel_environments.{ch} names {env!r}"
+                for ch, env in self.slack.channel_environments.items() if env not in known]
+        if bad:
+            raise ValueError("; ".join(bad) + f", which is not configured (configured: "
+                             f"{', '.join(sorted(known)) or 'none'})")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -273,12 +300,17 @@ def load_settings(
     for an unreadable/ill-formed file.
     """
     env = dict(os.environ if env is None else env)
+    source = "configuration"
     if data is None:
         cfg_path = default_config_path(path)
+        source = str(cfg_path)
         try:
             text = cfg_path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise ConfigError(f"config file not found: {cfg_path}") from None
+            hint = " (start from qcc.example.yaml)" if cfg_path.name == "qcc.yaml" else ""
+            raise ConfigError(f"config file not found: {cfg_path}{hint}") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config path is a directory, not a file: {cfg_path}") from None
         except OSError as exc:
             raise ConfigError(f"cannot read config file {cfg_path}: {exc.strerror}") from None
         try:
@@ -286,7 +318,11 @@ def load_settings(
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(f"{cfg_path}: not valid YAML{where}") from None
+            reason = getattr(exc, "problem", None) or ""
+            if "'\\t'" in reason or "\t" in reason:
+                reason += " (a tab: YAML indents with spaces)"
+            detail = f": {reason}" if reason else ""
+            raise ConfigError(f"{cfg_path}: not valid YAML{where}{detail}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -304,8 +340,18 @@ def load_settings(
     try:
         return Settings(**data)
     except ValidationError as exc:
-        problems = [f"{_format_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError(f"invalid configuration ({len(problems)} problem(s))", problems) from None
+        problems = [_problem(e) for e in exc.errors()]
+        raise ConfigError(f"{source}: invalid configuration ({len(problems)} problem(s))", problems) from None
+
+
+def _problem(error: Any) -> str:
+    """One ``dotted.path: message`` line, with a hint where the mistake is a common one."""
+    loc = _format_loc(error["loc"])
+    msg = error["msg"]
+    last = str(error["loc"][-1]) if error["loc"] else ""
+    if error.get("type") == "extra_forbidden" and last in ("password", "token", "secret", "bot_token"):
+        msg = "secrets do not go in the YAML: name an environment variable instead (e.g. password_env)"
+    return f"{loc}: {msg}"
 
 
 def check_environment_files(settings: Settings, name: str | None = None) -> list[str]:

@@ -54,7 +54,10 @@ class SlackOut:
             raise SlackError(f"Slack {method} failed: {error or 'error'}", host="slack",
                              detail=error) from exc
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            raise SlackError(f"Slack {method} failed: {type(exc).__name__}", host="slack") from exc
+            base = getattr(self.client, "base_url", "the Slack Web API")
+            reason = self.scrub(str(exc).splitlines()[0][:200]) if str(exc) else ""
+            raise SlackError(f"Slack {method} failed: cannot reach {base} ({type(exc).__name__}"
+                             + (f": {reason})" if reason else ")"), host="slack") from exc
 
     async def post(self, channel: str, msg: Message, *, thread_ts: str | None = None) -> str:
         """Post ``msg`` (then its files, in the same thread); returns the message ts."""

@@ -165,3 +165,86 @@ def test_instance_id_names_this_replica_in_the_state_store(monkeypatch):
     assert load_settings(data={"instance_id": "pod-a"}, env={}).owner == "pod-a"
     with pytest.raises(ConfigError):
         load_settings(data={"instance_id": "bad id; rm"}, env={})
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ({"slack": {"default_environment": "tset"}}, "slack.default_environment names 'tset'"),
+        ({"slack": {"channel_environments": {"C123": "nope"}}}, "slack.channel_environments.C123 names 'nope'"),
+        ({"state_url": "notaurl"}, "state_url: Value error, not a database URL"),
+        ({"environments": {"t": {"ssh": {"host": "h; rm -rf /", "user": "u"}, "compose_project": "p"}}},
+         "environments.t.ssh.host"),
+        ({"environments": {"t": {"ssh": {"host": "", "user": "u"}, "compose_project": "p"}}},
+         "environments.t.ssh.host"),
+        ({"environments": {"t": {"ssh": {"host": "h", "user": "u"}, "compose_project": "p",
+                                 "mysql": {"user": "q", "database": "d", "password": "x"}}}},
+         "environments.t.mysql.password: secrets do not go in the YAML"),
+    ],
+)
+def test_semantic_mistakes_are_problems(data: dict, fragment: str) -> None:
+    """References to unconfigured environments, bad URLs, odd hosts and inline passwords are refused."""
+    base = {"environments": {"test": {"ssh": {"host": "127.0.0.1", "user": "root"}, "compose_project": "qcc_test"}}}
+    merged = {**base, **data}
+    with pytest.raises(ConfigError) as ei:
+        load_settings(data=merged, env={})
+    assert any(fragment in p for p in ei.value.problems), ei.value.problems
+
+
+def test_yaml_tab_error_says_tab(tmp_path: Path) -> None:
+    """A tab in the indentation is named, with its position."""
+    cfg = tmp_path / "tab.yaml"
+    cfg.write_text("environments:\n\ttest: {}\n")
+    with pytest.raises(ConfigError, match=r"line 2, column 1: .*a tab"):
+        load_settings(cfg, env={})
+
+
+def test_check_config_empty_file_and_approver_warning(tmp_path: Path, files: tuple[Path, Path, Path],
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty file has no environment (exit 2); an environment without approvers is warned about."""
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert run(["check-config", "--config", str(empty)]) == 2
+    assert "no environment is configured" in capsys.readouterr().err
+    monkeypatch.setenv("QCC_TEST_MYSQL_PASSWORD", "x")
+    assert run(["check-config", "--config", str(files[0])]) == 0
+    assert "warning: environments.test.approval: no approvers" in capsys.readouterr().out
+
+
+def test_diagnose_refuses_unusable_environment_before_connecting(files: tuple[Path, Path, Path],
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """diagnose runs the check-config file checks first: missing key file → exit 2, nothing run."""
+    cfg, key, _ = files
+    key.unlink()
+    assert run(["diagnose", "--env", "test", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be used (run check-config)" in err and "no such key file" in err
+
+
+def test_save_bundle_target_checked_before_connecting(files: tuple[Path, Path, Path], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A non-empty --save-bundle directory is refused up front (exit 2), not after the run."""
+    monkeypatch.setenv("QCC_TEST_MYSQL_PASSWORD", "x")
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep").write_text("x")
+    assert run(["diagnose", "--env", "test", "--config", str(files[0]), "--save-bundle", str(full)]) == 2
+    assert "needs a new or empty directory" in capsys.readouterr().err
+    assert (full / "keep").read_text() == "x"
+
+
+def test_dotenv_supplies_secrets_to_the_console_script(files: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """`qcc-bot` loads ./.env: the password variable and Slack token there count as set."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / ".env").write_text("QCC_TEST_MYSQL_PASSWORD=from-dotenv\nSLACK_BOT_TOKEN=xoxb-from-dotenv\n"
+                                   "QCC_CONFIG=qcc.yaml\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QCC_", "SLACK_"))}
+    out = subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "check-config"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "OK (1 environment(s): test)" in out.stdout
