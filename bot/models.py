@@ -13,7 +13,7 @@ Shapes (all pydantic, JSON-serialisable):
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,7 +40,7 @@ CauseId = Literal[
 CAUSE_IDS: tuple[str, ...] = CauseId.__args__  # type: ignore[attr-defined]
 
 
-class StepStatus(str, Enum):
+class StepStatus(StrEnum):
     """Outcome of one runbook step."""
 
     OK = "ok"
@@ -110,7 +110,7 @@ class Cause(BaseModel):
     detail: str = ""  # one or two sentences of reasoning (why this rank)
 
 
-class ActionKind(str, Enum):
+class ActionKind(StrEnum):
     """How an action is carried out."""
 
     SSH = "ssh"  # shell commands on the environment's host

@@ -10,7 +10,7 @@ import shlex
 from collections.abc import Mapping
 
 from bot.config import EnvironmentConfig
-from bot.runbook.models import KNOWN_VARS, Step
+from bot.runbook.models import KNOWN_VARS
 
 KILL_AFTER_S = 2
 

@@ -29,10 +29,8 @@ class FakeCommandRunner:
     async def run(self, command: str, *, timeout_s: float,
                   max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES) -> CommandResult:
         self.commands_run.append(command)
-        for key, resp in self.responses.items():
-            if key in command:
-                break
-        else:
+        resp = next((r for key, r in self.responses.items() if key in command), None)
+        if resp is None:
             return CommandResult(command=command, exit_status=127, stderr="fake: no response")
         if self.delay_s:
             if self.delay_s > timeout_s:
