@@ -83,6 +83,18 @@ class _Server(asyncssh.SSHServer):
         return False  # no remote forwarding
 
 
+def _close_transport(proc: asyncio.subprocess.Process) -> None:
+    """Close a finished subprocess's pipes now, while the loop runs.
+
+    asyncio offers no public close for ``Process``; left to the garbage collector after
+    the loop has closed, the transport prints "Event loop is closed" (Ctrl-C in a demo).
+    """
+    transport = getattr(proc, "_transport", None)
+    if transport is not None:
+        with contextlib.suppress(Exception):
+            transport.close()
+
+
 class SandboxHost:
     """An in-process SSH server serving one scenario (async context manager).
 
@@ -125,7 +137,11 @@ class SandboxHost:
 
     # ---------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> SandboxHost:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:  # interrupted or failed half-way: leave nothing behind
+            await asyncio.shield(self.close())
+            raise
         return self
 
     async def __aexit__(
@@ -172,6 +188,12 @@ class SandboxHost:
             conn.close()
         for proc in list(self._procs):
             self._kill(proc)
+        for proc in list(self._procs):
+            # Reap them while the loop is alive: a transport collected after the loop closed
+            # prints "Event loop is closed" noise (seen on Ctrl-C during a demo).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(proc.wait(), 2)
+            _close_transport(proc)
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -327,4 +349,7 @@ class SandboxHost:
             outputs.cancel()
             with contextlib.suppress(BaseException):
                 await outputs
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(proc.wait(), 2)
+            _close_transport(proc)
             self._procs.discard(proc)
