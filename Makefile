@@ -36,6 +36,7 @@ test: install-test sshd
 
 lint: install-test
 	$(BIN)/ruff check .
+	$(BIN)/mypy bot handlers
 
 bench: install-test
 	$(BIN)/python bench/run.py

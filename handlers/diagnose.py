@@ -38,7 +38,7 @@ class ProgressTracker:
             row[2], row[3], row[4] = step.status.value, step.duration_s, step.error
 
     def view(self) -> list[tuple[str, str, str, float | None, str | None]]:
-        return [tuple(r) for r in self.rows.values()]  # type: ignore[misc]
+        return [tuple(r) for r in self.rows.values()]
 
 
 class Coalescer:

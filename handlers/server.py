@@ -245,7 +245,8 @@ async def start_http(app: AsyncApp | None, host: str, port: int, *,
         await runner.cleanup()
         raise
     server = site._server  # the asyncio server, for the bound port when port=0
-    bound = server.sockets[0].getsockname()[1] if server is not None and server.sockets else port
+    sockets = getattr(server, "sockets", None)
+    bound = sockets[0].getsockname()[1] if sockets else port
     return runner, bound
 
 

@@ -76,6 +76,6 @@ def finding(cause_id: str, title: str, confidence: float, evidence: list[str], r
             detail: str = "") -> Finding:
     """Build a finding; confidence is clamped to 0..1 and evidence de-duplicated, in order."""
     ev = [quote(e) for e in dict.fromkeys(e for e in evidence if e and e.strip())]
-    return Cause(id=cause_id, title=title,  # type: ignore[arg-type]  # ids are checked by the model
+    return Cause(id=cause_id, title=title,  # ids are checked by the model
                  confidence=max(0.0, min(1.0, round(confidence, 3))), evidence=ev, rule_out=rule_out,
                  detail=detail)

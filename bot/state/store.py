@@ -178,12 +178,13 @@ class StateStore:
     # -- incidents and runs ------------------------------------------------------------
     async def create_incident(self, environment: str, channel: str, thread_ts: str | None,
                               created_by: str) -> Incident:
-        values = {"id": new_id(), "environment": environment, "channel": channel, "thread_ts": thread_ts,
+        incident_id = new_id()
+        values = {"id": incident_id, "environment": environment, "channel": channel, "thread_ts": thread_ts,
                   "created_by": created_by, "created_at": self._now()}
         async with self.engine.begin() as conn:
             await conn.execute(insert(m.incidents).values(**values))
             await self._audit(conn, created_by, "incident_opened", environment=environment,
-                              subject=values["id"])
+                              subject=incident_id)
         return Incident(**{**values, "created_at": self.clock()})
 
     async def start_run(self, kind: RunKind, environment: str, *, actor: str, incident_id: str | None = None,
@@ -191,15 +192,16 @@ class StateStore:
                         run_id: str | None = None) -> RunRecord:
         """Record a run as ``running`` owned by this instance (``run_id`` default: a new id)."""
         now = self._now()
-        values = {"id": run_id or new_id(), "incident_id": incident_id, "kind": kind.value,
+        run_id = run_id or new_id()
+        values = {"id": run_id, "incident_id": incident_id, "kind": kind.value,
                   "environment": environment,
                   "status": RunStatus.RUNNING.value, "owner": self.owner, "heartbeat_at": now,
                   "started_at": now, "channel": channel, "thread_ts": thread_ts}
         async with self.engine.begin() as conn:
             await conn.execute(insert(m.runs).values(**values))
             await self._audit(conn, actor, f"{kind.value}_started", environment=environment,
-                              subject=values["id"])
-        return await self.get_run(values["id"])
+                              subject=run_id)
+        return await self.get_run(run_id)
 
     async def finish_run(self, run_id: str, status: RunStatus, *, actor: str, summary: str | None = None,
                          diagnosis_json: str | None = None, bundle_json: str | None = None) -> bool:
@@ -387,7 +389,8 @@ class StateStore:
         when one is already open for it (only one open approval per proposal, DB-enforced)."""
         prop = await self.get_proposal(proposal_id)
         now = self._now()
-        values = {"id": new_id(), "proposal_id": prop.id, "run_id": prop.run_id,
+        approval_id = new_id()
+        values = {"id": approval_id, "proposal_id": prop.id, "run_id": prop.run_id,
                   "environment": prop.environment,
                   "action_json": prop.action.model_dump_json(), "status": ApprovalStatus.PENDING.value,
                   "requested_by": requested_by, "created_at": now,
@@ -397,7 +400,7 @@ class StateStore:
             async with self.engine.begin() as conn:
                 await conn.execute(insert(m.approvals).values(**values))
                 await self._audit(conn, requested_by, "approval_requested", environment=prop.environment,
-                                  subject=values["id"], result="pending", detail=prop.action.id)
+                                  subject=approval_id, result="pending", detail=prop.action.id)
         except IntegrityError:
             async with self.engine.connect() as conn:
                 row = (await conn.execute(select(m.approvals).where(
@@ -405,7 +408,7 @@ class StateStore:
             who = row.requested_by if row is not None else None
             raise ApprovalAlreadyHandled("an approval for this fix is already open in the thread",
                                          handled_by=who) from None
-        return await self.get_approval(values["id"])
+        return await self.get_approval(approval_id)
 
     async def set_card(self, approval_id: str, card_ts: str) -> None:
         async with self.engine.begin() as conn:
