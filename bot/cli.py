@@ -2,7 +2,7 @@
 
 Subcommands::
 
-    qcc-bot diagnose --env NAME [--format text|json] [--save-bundle DIR]
+    qcc-bot diagnose [--env NAME] [--format text|json] [--save-bundle DIR]
     qcc-bot analyze DIR [--format text|json]
     qcc-bot demo [--scenario NAME] [--format text|json] [--list-scenarios]
     qcc-bot check-config [--env NAME]
@@ -56,7 +56,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     d = sub.add_parser("diagnose", parents=[common, fmt], help="run the runbook live against an environment")
-    d.add_argument("--env", required=True, metavar="NAME", help="environment name from the config")
+    d.add_argument("--env", metavar="NAME",
+                   help="environment name from the config (default: the only one, else slack.default_environment)")
     d.add_argument("--save-bundle", metavar="DIR", help="also write the raw step outputs to DIR (replayable)")
 
     a = sub.add_parser("analyze", parents=[common, fmt], help="re-analyze a saved bundle offline")
@@ -100,6 +101,18 @@ def _progress_printer(err: TextIO):
     return on_progress
 
 
+def _pick_environment(settings, name: str | None) -> str:  # noqa: ANN001
+    """``--env``, else the only configured environment, else ``slack.default_environment``."""
+    if name:
+        return name
+    if len(settings.environments) == 1:
+        return next(iter(settings.environments))
+    if settings.slack.default_environment:
+        return str(settings.slack.default_environment)
+    known = ", ".join(sorted(settings.environments)) or "none"
+    raise BadCommand(f"which environment? pass --env NAME (configured: {known})")
+
+
 def _check_bundle_target(target: str | None) -> None:
     """Refuse a --save-bundle path before any work is done (absent, or an empty directory)."""
     if not target:
@@ -139,6 +152,7 @@ async def _diagnose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from bot.config import check_environment_files, load_settings
 
     settings = load_settings(args.config)
+    args.env = _pick_environment(settings, args.env)
     settings.environment(args.env)  # UnknownEnvironment before any connection
     problems = check_environment_files(settings, args.env)
     if problems:

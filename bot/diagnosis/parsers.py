@@ -30,17 +30,10 @@ __all__ = [
 ]
 
 
-class Container(BaseModel):
-    """One row of ``docker ps -a --format '{{json .}}'``."""
+class _ComposeLabels(BaseModel):
+    """Compose labels of a container (``com.docker.compose.project`` / ``.service``)."""
 
-    id: str = ""
-    name: str
-    image: str = ""
-    state: str = ""  # running | exited | created | restarting | paused | dead | removing
-    status: str = ""  # "Exited (1) 2 minutes ago", "Up 3 hours", "Restarting (2) 5 seconds ago"
-    ports: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
-    created_at: str = ""
 
     @property
     def compose_project(self) -> str | None:
@@ -49,6 +42,18 @@ class Container(BaseModel):
     @property
     def compose_service(self) -> str | None:
         return self.labels.get("com.docker.compose.service")
+
+
+class Container(_ComposeLabels):
+    """One row of ``docker ps -a --format '{{json .}}'``."""
+
+    id: str = ""
+    name: str
+    image: str = ""
+    state: str = ""  # running | exited | created | restarting | paused | dead | removing
+    status: str = ""  # "Exited (1) 2 minutes ago", "Up 3 hours", "Restarting (2) 5 seconds ago"
+    ports: str = ""
+    created_at: str = ""
 
     @property
     def exit_code(self) -> int | None:
@@ -147,7 +152,7 @@ def resolve_container(containers: list[Container], project: str, service: str) -
     return None
 
 
-class ContainerState(BaseModel):
+class ContainerState(_ComposeLabels):
     """One element of ``docker inspect <ids>`` (a JSON array): the container's state.
 
     ``exit_code`` is None while the container never ran; ``started_at``/``finished_at``
@@ -172,16 +177,7 @@ class ContainerState(BaseModel):
     restart_count: int = 0
     restart_policy: str = ""
     memory_limit: int = 0
-    labels: dict[str, str] = Field(default_factory=dict)
     dsn_configured: bool | None = None
-
-    @property
-    def compose_project(self) -> str | None:
-        return self.labels.get("com.docker.compose.project")
-
-    @property
-    def compose_service(self) -> str | None:
-        return self.labels.get("com.docker.compose.service")
 
 
 def _int(value: Any, default: int = 0) -> int:

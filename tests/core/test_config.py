@@ -248,3 +248,13 @@ def test_dotenv_supplies_secrets_to_the_console_script(files: tuple[Path, Path, 
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "OK (1 environment(s): test)" in out.stdout
+
+
+def test_diagnose_without_env_needs_a_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With several environments and no default, diagnose asks which one (exit 2, lists them)."""
+    cfg = tmp_path / "two.yaml"
+    cfg.write_text("environments:\n"
+                   "  a: {ssh: {host: 127.0.0.1, user: u}, compose_project: qa}\n"
+                   "  b: {ssh: {host: 127.0.0.1, user: u}, compose_project: qb}\n")
+    assert run(["diagnose", "--config", str(cfg)]) == 2
+    assert "which environment? pass --env NAME (configured: a, b)" in capsys.readouterr().err
