@@ -28,7 +28,7 @@ CASES = [
     ("mysqldump --password=S3cretRoot qcc_proxy", "S3cretRoot"),
     ("mysqladmin --password 'S3cret Root' ping", "S3cret Root"),
     # vendor tokens
-    ("SLACK_BOT_TOKEN xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOp", "xoxb-1234567890"),
+    ("SLACK_BOT_TOKEN xoxb-FAKE00-0987654321-AbCdEfGhIjKlMnOp", "xoxb-FAKE00"),
     ("app token xapp-1-A0123456789-1234567890123-abcdef0123456789", "xapp-1-A0123"),
     ("git clone https://x@github.com ghp_0123456789abcdefghijABCDEFGHIJ012345", "ghp_0123456789"),
     ("token github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "github_pat_11ABC"),
