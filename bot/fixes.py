@@ -25,7 +25,6 @@ from pydantic import BaseModel, Field
 
 from bot.bundle import Bundle
 from bot.config import Settings
-from bot.diagnosis.redact import redact_text
 from bot.errors import ApprovalError, BotError, CommandTimeout, TransportError
 from bot.models import Action, ActionKind, CommandResult, Diagnosis, StepResult
 from bot.preconditions import Check, FixContext, check_precondition
@@ -74,9 +73,6 @@ class FixRunner:
         self.transports = transports
         self.state = state
 
-    def _redact(self, text: str) -> str:
-        return redact_text(text, self.diagnosis.secrets)[0]
-
     async def execute(self, approval_id: str, *, actor: str) -> FixOutcome:
         """Run the approved fix ``approval_id`` once. Raises :class:`ApprovalAlreadyHandled`
         when it is not ``approved`` any more, :class:`ApprovalError` for advice-only actions."""
@@ -113,7 +109,7 @@ class FixRunner:
                       summary: str) -> None:
         run_status = {ApprovalStatus.SUCCEEDED: RunStatus.SUCCEEDED,
                       ApprovalStatus.INTERRUPTED: RunStatus.INTERRUPTED}.get(status, RunStatus.FAILED)
-        summary = self._redact(summary)
+        summary = self.diagnosis.redact(summary)
         await self.state.finish_run(run_id, run_status, actor=actor, summary=summary)
         await self.state.transition(approval_id, ApprovalStatus.RUNNING, status, actor=actor, result=summary)
 
@@ -141,7 +137,7 @@ class FixRunner:
         status = ApprovalStatus.FAILED if error else ApprovalStatus.SUCCEEDED
         return FixOutcome(**base, status=status, ran=True, precondition=pre, verification=post,
                           commands=results,
-                          after=after, error=error and self._redact(error))
+                          after=after, error=error and self.diagnosis.redact(error))
 
     async def _commands(self, action: Action, transports: EnvironmentTransports) -> list[CommandResult]:
         results: list[CommandResult] = []
@@ -161,9 +157,9 @@ class FixRunner:
                 res = CommandResult(command=command, exit_status=None, signal="timeout", stderr=str(exc))
             except BotError as exc:
                 res = CommandResult(command=command, exit_status=1, stderr=str(exc))
-            res = res.model_copy(update={"stdout": self._redact(res.stdout[-20000:]),
-                                         "stderr": self._redact(res.stderr[-20000:]),
-                                         "command": self._redact(res.command),
+            res = res.model_copy(update={"stdout": self.diagnosis.redact(res.stdout[-20000:]),
+                                         "stderr": self.diagnosis.redact(res.stderr[-20000:]),
+                                         "command": self.diagnosis.redact(res.command),
                                          "duration_s": res.duration_s or time.monotonic() - start})
             results.append(res)
             if not res.ok:

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from bot.config import EnvironmentConfig
 from bot.diagnosis.context import AnalysisContext
 from bot.diagnosis.hostparse import parse_deploy_procs, parse_schema_columns, parse_ss_listeners
-from bot.diagnosis.parsers import Container, parse_docker_ps, resolve_container
+from bot.diagnosis.parsers import Container, parse_docker_ps, pick_container
 from bot.errors import TransportError
 from bot.models import Action, Diagnosis, StepStatus
 from bot.service import DiagnosisService
@@ -65,11 +65,7 @@ Checker = Callable[[FixContext], Awaitable[Check]]
 
 def _proxy(ctx: FixContext, containers: list[Container]) -> Container | None:
     name = ctx.action.params.get("container") or (ctx.analysis.proxy_container if ctx.analysis else None)
-    if name:
-        for c in containers:
-            if c.name == name:
-                return c
-    return resolve_container(containers, ctx.env.compose_project, ctx.env.proxy_service)
+    return pick_container(containers, name, ctx.env.compose_project, ctx.env.proxy_service)
 
 
 def _diagnosed_state(ctx: FixContext) -> str | None:

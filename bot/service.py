@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from bot.bundle import Bundle
 from bot.config import EnvironmentConfig, Settings, known_secrets
 from bot.diagnosis.context import AnalysisContext
-from bot.diagnosis.engine import analyze
+from bot.diagnosis.engine import analyze, redact_step
 from bot.diagnosis.logsummary import summarize_logs
 from bot.diagnosis.parsers import Container, parse_docker_ps
 from bot.diagnosis.redact import redact_text
@@ -53,13 +53,13 @@ class DiagnosisService:
         self.executor = RunbookExecutor(runbook, concurrency=settings.step_concurrency)
         self.secrets = list(secrets) if secrets is not None else known_secrets(settings)
 
+    def redact(self, text: str) -> str:
+        """``text`` with secret patterns and the configured secret values redacted."""
+        return redact_text(text, self.secrets)[0]
+
     def redact_step(self, step: StepResult) -> StepResult:
         """``step`` with its output, stderr, error and command redacted."""
-        def r(text: str | None) -> str | None:
-            return None if text is None else redact_text(text, self.secrets)[0]
-
-        return step.model_copy(update={"output": r(step.output) or "", "stderr": r(step.stderr) or "",
-                                       "error": r(step.error), "command": r(step.command)})
+        return redact_step(step, self.secrets)[0]
 
     async def _run(self, env_name: str, *, on_progress: ProgressCallback | None = None,
                    only: set[str] | None = None

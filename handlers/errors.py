@@ -29,6 +29,11 @@ log = logging.getLogger("qcc.slack")
 USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 
 
+def new_ref() -> str:
+    """A correlation id for one reported error: logged as ``[ref <id>]`` and shown to the user."""
+    return uuid.uuid4().hex[:12]
+
+
 @dataclass(frozen=True)
 class Target:
     """Where to tell someone about an error: ephemeral to ``user`` or into ``thread_ts``."""
@@ -61,7 +66,7 @@ def describe(exc: BaseException) -> tuple[Message, str | None]:
         return blocks.simple(f"✋ {esc(str(exc))}"), None
     if isinstance(exc, BotError):  # transport and runbook errors carry secret-free, one-line messages
         return blocks.error(str(exc)), None
-    cid = uuid.uuid4().hex[:12]
+    cid = new_ref()
     log.error("unexpected error [%s]", cid, exc_info=exc)
     return blocks.error("unexpected error", cid), cid
 
@@ -76,7 +81,7 @@ async def report(rt: Runtime, exc: BaseException, target: Target) -> None:
     msg, cid = describe(exc)
     if not isinstance(exc, UserError):
         if cid is None:  # a known (transport) error: its one-line message is shown, plus the id
-            cid = uuid.uuid4().hex[:12]
+            cid = new_ref()
             msg = blocks.error(f"{exc} (ref {cid})")
         log.warning("reporting %s to %s [ref %s]: %s", type(exc).__name__, target.channel, cid, exc)
     if target.channel is None:
@@ -88,7 +93,7 @@ async def report(rt: Runtime, exc: BaseException, target: Target) -> None:
             await rt.out.ephemeral(target.channel, target.user, msg, thread_ts=target.thread_ts)
     except SlackError as slack_exc:
         log.error("could not report an error to Slack in %s [ref %s]: %s; the error was %s: %s",
-                  target.channel, cid or uuid.uuid4().hex[:12], slack_exc, type(exc).__name__, exc)
+                  target.channel, cid or new_ref(), slack_exc, type(exc).__name__, exc)
 
 
 def reporter(rt: Runtime, target: Target) -> Callable[[BaseException], Awaitable[None]]:

@@ -49,8 +49,12 @@ class SlackOut:
         try:
             return await call
         except SlackApiError as exc:
-            data = exc.response.data if exc.response is not None else None
-            error = data.get("error") if isinstance(data, dict) else f"HTTP {exc.response.status_code}"
+            resp = exc.response
+            data = resp.data if resp is not None else None
+            if isinstance(data, dict):
+                error = data.get("error")
+            else:
+                error = f"HTTP {resp.status_code}" if resp is not None else None
             raise SlackError(f"Slack {method} failed: {error or 'error'}", host="slack",
                              detail=error) from exc
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:

@@ -53,6 +53,7 @@ import asyncssh
 import pytest
 
 from bot.config import MySQLConfig, SSHConfig
+from bot.sandbox.database import HEALTH_CHECK_MODEL_COLUMN, NODES_COLUMNS
 
 SSHD_PATH = Path("/usr/sbin/sshd")
 START_TIMEOUT_S = 10.0
@@ -412,18 +413,6 @@ def make_sshd(sshd_factory: SSHServerFactory) -> Iterator[Callable[..., SSHServe
 
 MARIADB_HOST = "127.0.0.1"
 MARIADB_PORT = 3306
-HEALTH_CHECK_MODEL_DEFAULT = "claude-haiku-4-5-20251001"
-
-# The qcc_plus `nodes` table (internal/store/migration.go) up to health_check_method.
-_NODES_COLUMNS = [
-    "id VARCHAR(64) PRIMARY KEY",
-    "name VARCHAR(255)",
-    "base_url TEXT NOT NULL",
-    "api_key TEXT",
-    "source_protocol VARCHAR(32) DEFAULT 'claude'",
-    "health_check_method VARCHAR(10) DEFAULT 'api'",
-]
-_HEALTH_CHECK_MODEL_COLUMN = f"health_check_model VARCHAR(128) DEFAULT '{HEALTH_CHECK_MODEL_DEFAULT}'"
 
 
 @dataclass(frozen=True)
@@ -498,9 +487,9 @@ class MariaDBHelper:
         password = secrets.token_urlsafe(18)
         if password_env is None:
             password_env = "QCC_TEST_MYSQL_PASSWORD" + (f"_{len(self._created) + 1}" if self._created else "")
-        columns = list(_NODES_COLUMNS)
+        columns = list(NODES_COLUMNS)
         if with_health_check_model:
-            columns.append(_HEALTH_CHECK_MODEL_COLUMN)
+            columns.append(HEALTH_CHECK_MODEL_COLUMN)
         conn = self._connect()
         try:
             with conn.cursor() as cur:

@@ -134,7 +134,8 @@ def _clean_action(a: Action, extras: list[str] | None) -> Action:
                                 "params": {k: redact_text(v, extras)[0] for k, v in a.params.items()}})
 
 
-def _clean_step(s: StepResult, extras: list[str] | None) -> tuple[StepResult, int]:
+def redact_step(s: StepResult, extras: list[str] | None) -> tuple[StepResult, int]:
+    """``s`` with its output, stderr, error and command redacted, and how many lines that changed."""
     n = 0
     update: dict[str, Any] = {}
     for field in ("output", "stderr", "error", "command"):
@@ -171,7 +172,7 @@ def analyze(steps: list[StepResult], ctx: AnalysisContext, *, started_at: dateti
     summary = summarize_logs(logs.output, extra_secrets=extra_secrets) if logs is not None else None
     clean_steps, redacted = [], 0
     for s in steps:
-        cs, n = _clean_step(s, extra_secrets)
+        cs, n = redact_step(s, extra_secrets)
         clean_steps.append(cs)
         redacted += n
     return Diagnosis(

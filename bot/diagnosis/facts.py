@@ -31,7 +31,7 @@ from bot.diagnosis.parsers import (
     parse_docker_inspect,
     parse_docker_ps,
     parse_docker_stats,
-    resolve_container,
+    pick_container,
 )
 from bot.models import StepResult, StepStatus
 
@@ -280,8 +280,8 @@ def collect_facts(steps: list[StepResult], ctx: AnalysisContext) -> Facts:
 
     if (text := out("container_status")) is not None:
         f.containers = parse_docker_ps(text)
-        f.proxy = _pick(f.containers, ctx.proxy_container, ctx.compose_project, ctx.proxy_service)
-        f.mysql = _pick(f.containers, ctx.mysql_container, ctx.compose_project, ctx.mysql_service)
+        f.proxy = pick_container(f.containers, ctx.proxy_container, ctx.compose_project, ctx.proxy_service)
+        f.mysql = pick_container(f.containers, ctx.mysql_container, ctx.compose_project, ctx.mysql_service)
     if (text := out("container_inspect")) is not None:
         f.inspect = parse_docker_inspect(text)
         f.proxy_state = _pick_state(f.inspect, f.proxy, ctx.proxy_container, ctx.compose_project,
@@ -324,29 +324,14 @@ def collect_facts(steps: list[StepResult], ctx: AnalysisContext) -> Facts:
     return f
 
 
-def _pick(containers: list[Container], explicit: str | None, project: str, service: str) -> Container | None:
-    if explicit:
-        hit = next((c for c in containers if c.name == explicit), None)
-        if hit:
-            return hit
-    return resolve_container(containers, project, service)
-
-
 def _pick_state(states: list[ContainerState], row: Container | None, explicit: str | None, project: str,
                 service: str) -> ContainerState | None:
-    names = [n for n in (row.name if row else None, explicit) if n]
-    for n in names:
-        hit = next((s for s in states if s.name == n), None)
+    """The inspected state of ``docker ps`` row ``row`` (by name), else picked like a row."""
+    if row is not None and row.name:
+        hit = next((s for s in states if s.name == row.name), None)
         if hit:
             return hit
-    for s in states:
-        if s.compose_project == project and s.compose_service == service:
-            return s
-    for cand in (f"{project}_{service}", f"{project}-{service}-1", f"{project}_{service}_1"):
-        hit = next((s for s in states if s.name == cand), None)
-        if hit:
-            return hit
-    return None
+    return pick_container(states, explicit, project, service)
 
 
 def _recent(events: list[OomEvent], f: Facts) -> list[OomEvent]:

@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -26,7 +26,8 @@ from bot.diagnosis.textutil import ANSI_RE, clean_text, parse_time
 
 __all__ = [
     "ANSI_RE", "PARSERS", "Container", "ContainerState", "ContainerStats", "clean_text",
-    "parse_docker_inspect", "parse_docker_ps", "parse_docker_stats", "parse_size", "resolve_container",
+    "parse_docker_inspect", "parse_docker_ps", "parse_docker_stats", "parse_size", "pick_container",
+    "resolve_container",
 ]
 
 
@@ -134,8 +135,12 @@ def parse_docker_ps(text: str) -> list[Container]:
     return out
 
 
-def resolve_container(containers: list[Container], project: str, service: str) -> Container | None:
-    """Find the container of ``service`` in compose ``project``.
+_C = TypeVar("_C", "Container", "ContainerState")
+
+
+def resolve_container(containers: list[_C], project: str, service: str) -> _C | None:
+    """Find the container of ``service`` in compose ``project`` (``docker ps`` rows or
+    ``docker inspect`` states).
 
     Order: compose labels (project and service); then the fixed name ``<project>_<service>``
     (current qcc_plus); then compose's default ``<project>-<service>-1`` /
@@ -150,6 +155,15 @@ def resolve_container(containers: list[Container], project: str, service: str) -
             if c.name == cand:
                 return c
     return None
+
+
+def pick_container(containers: list[_C], explicit: str | None, project: str, service: str) -> _C | None:
+    """The container named ``explicit`` when it is there, else :func:`resolve_container`."""
+    if explicit:
+        hit = next((c for c in containers if c.name == explicit), None)
+        if hit:
+            return hit
+    return resolve_container(containers, project, service)
 
 
 class ContainerState(_ComposeLabels):

@@ -21,6 +21,12 @@ from bot.models import CommandResult
 DEFAULT_MAX_OUTPUT_BYTES = 8 * 1024 * 1024
 
 
+def one_line(text: object, limit: int) -> str:
+    """``text`` on one line, whitespace collapsed, at most ``limit`` characters (for error messages)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 @runtime_checkable
 class CommandRunner(Protocol):
     """Runs shell lines on one host."""

@@ -31,6 +31,7 @@ import pymysql
 
 from bot.config import MySQLConfig
 from bot.errors import CommandTimeout, MySQLAccessDenied, MySQLError, MySQLUnavailable, SSHError
+from bot.transports.base import one_line
 from bot.transports.ssh import Closer, SSHCommandRunner
 
 logger = logging.getLogger(__name__)
@@ -40,11 +41,6 @@ UNAVAILABLE_CODES = frozenset({1040, 1053, 2002, 2003, 2006, 2013, 2055})
 QUIT_TIMEOUT_S = 1.0
 
 Params = Mapping[str, Any] | Sequence[Any] | None
-
-
-def _one_line(text: object, limit: int = 300) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _code_and_message(exc: pymysql.err.MySQLError) -> tuple[int | None, str]:
@@ -207,7 +203,7 @@ class SSHTunnelSqlRunner:
 
     def _translate(self, exc: pymysql.err.MySQLError) -> MySQLError:
         code, message = _code_and_message(exc)
-        text = _one_line(message)
+        text = one_line(message, 300)
         password = self.cfg.password().get_secret_value()
         if len(password) >= 4:  # as bot.config.known_secrets: shorter values are ordinary words
             text = text.replace(password, "***")

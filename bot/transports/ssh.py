@@ -40,7 +40,7 @@ from bot.errors import (
     SSHUnreachable,
 )
 from bot.models import CommandResult
-from bot.transports.base import DEFAULT_MAX_OUTPUT_BYTES
+from bot.transports.base import DEFAULT_MAX_OUTPUT_BYTES, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +56,6 @@ _RECOVER_AFTER_OPENS = 16  # successful channel opens before the limit grows bac
 _SERVER_LAG_S = 0.2
 
 Closer = Callable[[], Awaitable[None]]
-
-
-def _one_line(text: object, limit: int = 200) -> str:
-    """``text`` on one line, whitespace collapsed, at most ``limit`` characters."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 class _AdaptiveLimiter:
@@ -211,7 +205,7 @@ class SSHCommandRunner:
         except ValueError as exc:
             raise HostKeyNotTrusted(
                 f"cannot verify the host key of {self.address}: known_hosts file {path} is "
-                f"malformed ({_one_line(exc, 100)}); fix it, then {self._record_advice()}",
+                f"malformed ({one_line(exc, 100)}); fix it, then {self._record_advice()}",
                 host=self.address, detail="known_hosts malformed",
             ) from exc
 
@@ -232,7 +226,7 @@ class SSHCommandRunner:
                            host=self.address, detail="key file unreadable") from exc
         except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
             raise SSHError(f"cannot load SSH key file {path} for {self.address}: "
-                           f"{_one_line(exc, 100)} (encrypted keys are not supported)",
+                           f"{one_line(exc, 100)} (encrypted keys are not supported)",
                            host=self.address, detail="key file invalid") from exc
 
     def _host_key_error(self, known_hosts: asyncssh.SSHKnownHosts,
@@ -248,7 +242,7 @@ class SSHCommandRunner:
             what = f"the host key of {self.address} is not in {self._known_hosts_path}"
             advice = self._record_advice()
         return HostKeyNotTrusted(f"{what}; refusing to connect; {advice}", host=self.address,
-                                 detail=_one_line(exc.reason, 100))
+                                 detail=one_line(exc.reason, 100))
 
     async def _connect(self) -> asyncssh.SSHClientConnection:
         known_hosts = self._load_known_hosts()
@@ -276,7 +270,7 @@ class SSHCommandRunner:
             raise SSHAuthFailed(
                 f"SSH login to {self.address} was refused: the server rejected our key"
                 f" ({self.cfg.key_file or 'default keys'}); add its public key to the user's "
-                "authorized_keys", host=self.address, detail=_one_line(exc.reason, 100),
+                "authorized_keys", host=self.address, detail=one_line(exc.reason, 100),
             ) from exc
         except TimeoutError as exc:
             raise SSHUnreachable(
@@ -288,8 +282,8 @@ class SSHCommandRunner:
             raise SSHUnreachable(f"cannot reach {self.address}: {reason}", host=self.address,
                                  detail=reason) from exc
         except asyncssh.Error as exc:
-            raise SSHError(f"SSH connection to {self.address} failed: {_one_line(exc.reason, 150)}",
-                           host=self.address, detail=_one_line(exc.reason, 100)) from exc
+            raise SSHError(f"SSH connection to {self.address} failed: {one_line(exc.reason, 150)}",
+                           host=self.address, detail=one_line(exc.reason, 100)) from exc
         self._conn = conn
         self._generation += 1
         self._limiter.reset()
@@ -344,16 +338,16 @@ class SSHCommandRunner:
                 # shrink while still holding our slot: the count then includes only the others
                 self._limiter.shrink()
                 self._limiter.release()
-                refusals.append(_one_line(exc.reason, 80) or "channel open refused")
+                refusals.append(one_line(exc.reason, 80) or "channel open refused")
                 logger.info("ssh %s refused a channel (%s); concurrency now %d", self.address,
-                            _one_line(exc.reason, 80), self._limiter.limit)
+                            one_line(exc.reason, 80), self._limiter.limit)
                 await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311 - jitter
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
                 continue
             except (asyncssh.ConnectionLost, asyncssh.DisconnectError, ConnectionError) as exc:
                 self._limiter.release()
                 logger.info("ssh %s connection lost before the command (%s); reconnecting",
-                            self.address, _one_line(exc, 80))
+                            self.address, one_line(exc, 80))
                 self._drop(conn)
                 continue
             except BaseException:
@@ -379,7 +373,7 @@ class SSHCommandRunner:
                 lost = True
             completed = True
         except (asyncssh.ConnectionLost, asyncssh.DisconnectError, ConnectionError) as exc:
-            logger.warning("ssh %s connection lost during a command: %s", self.address, _one_line(exc, 100))
+            logger.warning("ssh %s connection lost during a command: %s", self.address, one_line(exc, 100))
             self._drop(conn)
             process.close()
             return CommandResult(command=command, exit_status=None, duration_s=time.monotonic() - start)
@@ -421,7 +415,7 @@ class SSHCommandRunner:
             listener = await conn.forward_local_port("127.0.0.1", 0, remote_host, remote_port)
         except (OSError, asyncssh.Error) as exc:
             raise SSHError(f"cannot open a local forward to {remote_host}:{remote_port} via "
-                           f"{self.address}: {_one_line(exc, 100)}", host=self.address,
+                           f"{self.address}: {one_line(exc, 100)}", host=self.address,
                            detail="forward failed") from exc
 
         async def closer() -> None:
@@ -480,7 +474,7 @@ def _os_reason(exc: OSError) -> str:
         return f"cannot resolve host name ({exc.strerror or exc})"
     if exc.errno:
         return os.strerror(exc.errno)
-    return _one_line(exc, 100) or type(exc).__name__
+    return one_line(exc, 100) or type(exc).__name__
 
 
 def _retrieve_exception(task: asyncio.Task[asyncssh.SSHClientConnection]) -> None:
