@@ -28,7 +28,8 @@ from handlers.policy import check_may_approve, check_may_reject
 from handlers.runtime import Runtime
 
 
-async def _refresh_card(rt: Runtime, approval: Approval) -> None:
+async def refresh_card(rt: Runtime, approval: Approval) -> None:
+    """Redraw an approval card in its thread to show the approval's current state (no-op without a card)."""
     if approval.channel and approval.card_ts:
         env = rt.settings.environment(approval.environment)
         await rt.out.update(approval.channel, approval.card_ts,
@@ -64,9 +65,9 @@ async def decide(rt: Runtime, req: ActionRequest, approve: bool) -> Approval:
     try:
         decided = await rt.state.transition(approval.id, ApprovalStatus.PENDING, target, actor=req.user)
     except ApprovalExpired:
-        await _refresh_card(rt, await rt.state.get_approval(approval.id))
+        await refresh_card(rt, await rt.state.get_approval(approval.id))
         raise
-    await _refresh_card(rt, decided)
+    await refresh_card(rt, decided)
     return decided
 
 
@@ -74,7 +75,7 @@ async def run_fix(rt: Runtime, approval: Approval, user: str) -> None:
     """Execute the approved fix once and post the outcome in the thread."""
     outcome = await rt.fixes.execute(approval.id, actor=user)
     await rt.out.post(approval.channel or "", blocks.fix_result(outcome), thread_ts=approval.thread_ts)
-    await _refresh_card(rt, await rt.state.get_approval(approval.id))
+    await refresh_card(rt, await rt.state.get_approval(approval.id))
 
 
 def register(app: AsyncApp, rt: Runtime) -> None:

@@ -171,7 +171,7 @@ async def announce(rt: Runtime, items: list[Interrupted]) -> None:
         try:
             await rt.out.post(item.channel, blocks.interrupted(item), thread_ts=item.thread_ts)
             if item.approval_id and item.card_ts:
-                await approvals._refresh_card(rt, await rt.state.get_approval(item.approval_id))
+                await approvals.refresh_card(rt, await rt.state.get_approval(item.approval_id))
         except SlackError as exc:
             log.warning("could not announce interrupted %s %s: %s", item.kind, item.run_id
                         or item.approval_id, exc)
