@@ -27,6 +27,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from tests.fakes.waiting import wait_until
+
 BOT_USER = "UBOT00001"
 
 
@@ -115,16 +117,7 @@ class FakeSlackAPI:
 
     async def wait_for(self, predicate: Any, timeout_s: float = 20.0) -> None:
         """Wait until ``predicate()`` is true (re-checked whenever a call arrives)."""
-        deadline = time.monotonic() + timeout_s
-        while not predicate():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("timed out waiting for the fake Slack API to see the expected calls")
-            self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), min(remaining, 0.2))
-            except TimeoutError:
-                pass
+        await wait_until(predicate, self.changed, timeout_s, "the fake Slack API to see the expected calls")
 
     # -- handlers ----------------------------------------------------------------------
     async def _params(self, request: web.Request) -> tuple[dict[str, Any], bytes]:

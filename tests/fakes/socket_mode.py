@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.waiting import wait_until
+
 
 @dataclass
 class Connection:
@@ -107,16 +109,7 @@ class FakeSocketMode:
 
     async def wait_for(self, predicate: Any, timeout_s: float = 20.0) -> None:
         """Wait until ``predicate()`` is true (re-checked on every socket event)."""
-        deadline = time.monotonic() + timeout_s
-        while not predicate():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("timed out waiting for the fake Socket Mode endpoint")
-            self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), min(remaining, 0.2))
-            except TimeoutError:
-                pass
+        await wait_until(predicate, self.changed, timeout_s, "the fake Socket Mode endpoint")
 
     # -- the endpoint ------------------------------------------------------------------
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:

@@ -500,6 +500,25 @@ def next_pid(state: dict) -> int:
     return pid
 
 
+def mysql_client_command(client: str, database: dict) -> tuple[list[str], dict[str, str]]:
+    """The real mysql client's argv (TCP, host, port, user) and an environment carrying the
+    password as ``MYSQL_PWD``, so it never appears on a command line. Raises ValueError for a
+    non-numeric port."""
+    env = dict(os.environ)
+    env["MYSQL_PWD"] = str(database.get("password") or "")
+    argv = [
+        client,
+        "--protocol=TCP",
+        "-h",
+        str(database.get("host", "127.0.0.1")),
+        "-P",
+        str(int(database.get("port", 3306))),
+        "-u",
+        str(database.get("user", "root")),
+    ]
+    return argv, env
+
+
 def _mysql_client() -> str | None:
     path = os.environ.get("PATH", "")
     dirs = [d for d in path.split(os.pathsep) if d and os.path.abspath(d) != _HERE]
@@ -529,25 +548,10 @@ def mysql_column_exists(database: dict | None, table: str, column: str) -> bool:
         "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE "
         f"TABLE_SCHEMA='{db}' AND TABLE_NAME='{table}' AND COLUMN_NAME='{column}'"
     )
-    env = dict(os.environ)
-    env["MYSQL_PWD"] = str(database.get("password") or "")
     try:
+        argv, env = mysql_client_command(client, database)
         res = subprocess.run(
-            [
-                client,
-                "--protocol=TCP",
-                "-h",
-                str(database.get("host", "127.0.0.1")),
-                "-P",
-                str(int(database.get("port", 3306))),
-                "-u",
-                str(database.get("user", "root")),
-                "--connect-timeout=3",
-                "-N",
-                "-B",
-                "-e",
-                sql,
-            ],
+            [*argv, "--connect-timeout=3", "-N", "-B", "-e", sql],
             capture_output=True,
             timeout=8,
             env=env,

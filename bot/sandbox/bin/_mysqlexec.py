@@ -9,11 +9,10 @@ password travels in ``MYSQL_PWD``, never on a command line.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
-from _host import _mysql_client
+from _host import _mysql_client, mysql_client_command
 from _sandbox import Exit
 
 _WITH_VALUE = {"-u", "-h", "-P", "-S", "--user", "--host", "--port", "--socket", "--protocol"}
@@ -70,19 +69,8 @@ def run_client(database: dict | None, args: list[str], *, interactive: bool) -> 
             "OCI runtime exec failed: exec failed: unable to start container process: exec: "
             '"mysql": executable file not found in $PATH: unknown\n',
         )
-    env = dict(os.environ)
-    env["MYSQL_PWD"] = str(database.get("password") or "")
-    argv = [
-        client,
-        "--protocol=TCP",
-        "-h",
-        str(database.get("host", "127.0.0.1")),
-        "-P",
-        str(int(database.get("port", 3306))),
-        "-u",
-        str(database.get("user", "root")),
-        *sanitize(args, database),
-    ]
+    base, env = mysql_client_command(client, database)
+    argv = [*base, *sanitize(args, database)]
     sys.stdout.flush()
     proc = subprocess.run(argv, env=env, stdin=None if interactive else subprocess.DEVNULL, check=False)
     return proc.returncode
