@@ -9,7 +9,8 @@ secret can reach Slack whatever a renderer or a log line contains. Slack API fai
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from bot.errors import SlackError
 from handlers.blockkit import FileOut, Message
 
 T = TypeVar("T")
+UPLOAD_BLOCK = 256 * 1024  # bytes read from disk and sent per write of a streamed upload
 
 
 class SlackOut:
@@ -85,19 +87,53 @@ class SlackOut:
 
     async def upload(self, channel: str, thread_ts: str | None, files: list[FileOut],
                      comment: str | None = None) -> None:
-        """Upload files into a thread with ``files_upload_v2`` (contents redacted; paths are
-        expected to hold already-redacted data, e.g. the escalation archive)."""
-        uploads: list[dict[str, Any]] = []
+        """Upload files into a thread, streamed (contents redacted; paths are expected to hold
+        already-redacted data, e.g. the escalation archive).
+
+        Slack's external upload, as ``files_upload_v2`` does it but without reading a file
+        into memory: ``files.getUploadURLExternal`` (name and byte length) per file, the bytes
+        POSTed to the returned URL from disk in :data:`UPLOAD_BLOCK` blocks, then one
+        ``files.completeUploadExternal`` sharing them all into ``channel``/``thread_ts``.
+        Memory stays bounded whatever the archive size. Raises :class:`SlackError`.
+        """
+        done: list[dict[str, Any]] = []
         for f in files:
-            item: dict[str, Any] = {"filename": f.name, "title": self.scrub(f.title or f.name)}
+            data: bytes | None = None
             if f.path is not None:
-                item["file"] = str(Path(f.path))
+                length = (await asyncio.to_thread(Path(f.path).stat)).st_size
             else:
-                item["content"] = self.scrub(f.content or "")
-            uploads.append(item)
-        await self.call("files_upload_v2", self.client.files_upload_v2(
-            file_uploads=uploads, channel=channel, thread_ts=thread_ts,
+                data = self.scrub(f.content or "").encode("utf-8")
+                length = len(data)
+            resp = await self.call("files.getUploadURLExternal", self.client.files_getUploadURLExternal(
+                filename=f.name, length=length))
+            await self._send_bytes(str(resp["upload_url"]), f, data, length)
+            done.append({"id": str(resp["file_id"]), "title": self.scrub(f.title or f.name)})
+        await self.call("files.completeUploadExternal", self.client.files_completeUploadExternal(
+            files=done, channel_id=channel, thread_ts=thread_ts,
             initial_comment=self.scrub(comment) if comment else None))
+
+    async def _send_bytes(self, url: str, f: FileOut, data: bytes | None, length: int) -> None:
+        """POST one file's bytes to its upload URL (from disk in blocks when ``f.path`` is set)."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.client.timeout,
+                                        sock_read=self.client.timeout)
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
+
+        async def blocks(path: Path) -> AsyncIterator[bytes]:
+            with path.open("rb") as fh:
+                while block := await asyncio.to_thread(fh.read, UPLOAD_BLOCK):
+                    yield block
+
+        body: bytes | AsyncIterator[bytes] = data if data is not None else blocks(Path(str(f.path)))
+        ssl = self.client.ssl if self.client.ssl is not None else True
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as http, http.post(
+                    url, data=body, headers=headers, ssl=ssl, proxy=self.client.proxy) as resp:
+                if resp.status != 200:
+                    raise SlackError(f"Slack file upload of {f.name} failed: HTTP {resp.status}", host="slack",
+                                     detail=f"HTTP {resp.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SlackError(f"Slack file upload of {f.name} failed: cannot reach the upload URL "
+                             f"({type(exc).__name__})", host="slack") from exc
 
     async def usergroup_members(self, usergroup: str) -> set[str]:
         """User ids of a user group (``usergroups.users.list``). Raises :class:`SlackError`."""

@@ -1,0 +1,427 @@
+"""The benchmark cases. Each runs in its own process (``bench/run.py --case NAME``) and
+returns a JSON-able dict of measurements; ``bench/run.py`` turns them into table rows.
+
+Times are wall-clock seconds (``time.perf_counter``), RSS in MiB (``ru_maxrss``). Where a
+figure is a ratio, both sides are measured in the same process, one after the other, on the
+same host, so machine speed cancels out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.hosts import REPO, BenchHost, SandboxBenchHost, open_host
+
+LATENCIES = (0.0, 0.2, 0.5)
+
+
+def rss_mib() -> float:
+    """Peak RSS of this process so far, MiB (Linux ru_maxrss is KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mib() -> float:
+    """Current RSS of this process, MiB (``/proc/self/statm``)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+
+
+def bot_settings(envs: dict[str, dict[str, Any]], **extra: Any) -> Any:
+    from bot.config import load_settings
+
+    return load_settings(data={"environments": envs, **extra}, env=dict(os.environ))
+
+
+# ------------------------------------------------------------------------ bot vs manual
+
+
+def run_manual(host: BenchHost) -> list[tuple[str, float, int]]:
+    """The seed's sequence, one ``ssh host "cmd"`` after the other: ``[(label, seconds, exit)]``."""
+    out = []
+    for label, cmd in host.manual_commands():
+        t0 = time.perf_counter()
+        res = subprocess.run(host.ssh_argv(cmd), capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+        out.append((label, time.perf_counter() - t0, res.returncode))
+    return out
+
+
+async def one_diagnosis(settings: Any, env: str = "test") -> tuple[float, Any]:
+    """A fresh bot (new transports: one SSH handshake included) diagnosing ``env``."""
+    from bot.app import lifespan
+
+    t0 = time.perf_counter()
+    async with lifespan(settings) as services:
+        run = await services.diagnosis.diagnose(env)
+        elapsed = time.perf_counter() - t0
+    return elapsed, run
+
+
+def case_vs_manual(host_spec: str = "sandbox", reps: int = 2, profile_dir: str = "") -> dict[str, Any]:
+    """Bot vs the seed's manual sequence at each latency; floor = slowest single ``ssh host cmd``."""
+    host = open_host(host_spec)
+    try:
+        settings = bot_settings({"test": host.env_config})
+        levels = []
+        for latency in LATENCIES:
+            if not host.set_latency(latency):
+                levels.append({"latency_s": latency, "skipped": "this host has no latency hook"})
+                continue
+            manual_runs = [run_manual(host) for _ in range(reps)]
+            manual = min(manual_runs, key=lambda r: sum(t for _, t, _ in r))
+            manual_total = sum(t for _, t, _ in manual)
+            # the floor: one handshake + the slowest single remote command (min over reps per command)
+            per_cmd = [min(r[i][1] for r in manual_runs) for i in range(len(manual))]
+            floor = max(per_cmd)
+            slowest_cmd = manual[per_cmd.index(floor)][0]
+            bot_times = []
+            run = None
+            for _ in range(reps):
+                elapsed, run = asyncio.run(one_diagnosis(settings))
+                bot_times.append(elapsed)
+            bot = min(bot_times)
+            assert run is not None
+            steps = sorted(run.diagnosis.steps, key=lambda s: -s.duration_s)
+            levels.append({
+                "latency_s": latency, "manual_s": manual_total, "bot_s": bot, "floor_s": floor,
+                "slowest_manual_cmd": slowest_cmd, "manual_exit_codes": [c for _, _, c in manual],
+                "ratio": manual_total / bot, "vs_floor": bot / floor,
+                "slowest_steps": [(s.id, round(s.duration_s, 3)) for s in steps[:3]],
+                "step_statuses": sorted({s.status.value for s in run.diagnosis.steps}),
+                "top_cause": run.diagnosis.causes[0].id if run.diagnosis.causes else None,
+                "docker_cmds": _docker_commands(host),
+            })
+            if profile_dir and latency == LATENCIES[-1]:
+                levels[-1]["profile"] = _profile_diagnosis(settings, Path(profile_dir) / "diagnose-0.5s.txt")
+        return {"host": host.name, "levels": levels}
+    finally:
+        host.set_latency(0)
+        host.close()
+
+
+def _docker_commands(host: BenchHost) -> int | None:
+    """How many docker commands the last bot run issued (sandbox only: its commands.log)."""
+    if not isinstance(host, SandboxBenchHost):
+        return None
+    records = host.box.commands()
+    host.box.commands_log.write_bytes(b"")
+    return sum(1 for r in records if r.prog == "docker")
+
+
+def _profile_diagnosis(settings: Any, out: Path) -> str:
+    """pyinstrument profile of one diagnosis (async mode: time awaiting is attributed to the
+    awaiting step), written to ``out``; returns the path."""
+    from pyinstrument import Profiler
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    profiler = Profiler(async_mode="enabled", interval=0.002)
+
+    async def go() -> None:
+        with profiler:
+            await one_diagnosis(settings)
+
+    asyncio.run(go())
+    out.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+    return str(out)
+
+
+# ---------------------------------------------------------------------------- handshakes
+
+
+def case_handshakes(host_spec: str = "sandbox", runs: int = 10) -> dict[str, Any]:
+    """SSH connections the server accepted while one bot process ran ``runs`` diagnoses."""
+    from bot.app import lifespan
+
+    host = open_host(host_spec)
+    try:
+        settings = bot_settings({"test": host.env_config})
+        before = host.count_logins()
+
+        async def go() -> tuple[int, float]:
+            async with lifespan(settings) as services:
+                t0 = time.perf_counter()
+                for _ in range(runs):
+                    await services.diagnosis.diagnose("test")
+                shell = (await services.transports.get("test")).shell
+                return int(getattr(shell, "connection_generation", -1)), time.perf_counter() - t0
+
+        generations, elapsed = asyncio.run(go())
+        time.sleep(0.2)  # sshd writes the log line asynchronously
+        after = host.count_logins()
+        return {"runs": runs, "server_logins": None if before is None else after - before,  # type: ignore[operator]
+                "transport_connections": generations, "seconds": elapsed}
+    finally:
+        host.close()
+
+
+# ------------------------------------------------------------------------ 10 environments
+
+
+def case_many_envs(count: int = 10, latency: float = 0.5) -> dict[str, Any]:
+    """One environment alone vs ``count`` environments (each its own sandbox + sshd) at once."""
+    from bot.app import lifespan
+
+    with tempfile.TemporaryDirectory(prefix="qcc-bench-envs-") as tmp:
+        first = SandboxBenchHost(workdir=Path(tmp))
+        hosts = [first] + [SandboxBenchHost(workdir=Path(tmp), factory=first.factory) for _ in range(count - 1)]
+        try:
+            for h in hosts:
+                h.set_latency(latency)
+            settings = bot_settings({f"e{i}": h.env_config for i, h in enumerate(hosts)})
+
+            async def go(names: list[str]) -> float:
+                async with lifespan(settings) as services:
+                    t0 = time.perf_counter()
+                    runs = await asyncio.gather(*(services.diagnosis.diagnose(n) for n in names))
+                    elapsed = time.perf_counter() - t0
+                assert all(r.diagnosis.causes for r in runs)
+                return elapsed
+
+            names = [f"e{i}" for i in range(count)]
+            one = min(asyncio.run(go(["e0"])) for _ in range(2))
+            cpu0 = time.process_time()
+            many = min(asyncio.run(go(names)) for _ in range(2))
+            cpu = (time.process_time() - cpu0) / 2
+            return {"count": count, "latency_s": latency, "one_s": one, "many_s": many, "ratio": many / one,
+                    "bot_cpu_s_per_round": cpu, "cores": os.cpu_count()}
+        finally:
+            for h in hosts:
+                h.close()
+
+
+# ------------------------------------------------------------------------ HTTP /qcc diagnose
+
+
+def case_http(concurrency: int = 20, rounds: int = 3) -> dict[str, Any]:
+    """Time to the HTTP 200 of ``concurrency`` signed ``/qcc diagnose test`` at once, ``rounds`` times."""
+    return asyncio.run(_http(concurrency, rounds))
+
+
+async def _http(concurrency: int, rounds: int) -> dict[str, Any]:
+    from bot.transports.base import EnvironmentTransports
+    from bot.transports.fake import FakeTransportProvider
+    from handlers.server import running_bot, start_http
+    from tests.fakes.slack_api import FakeSlackAPI
+    from tests.slack.conftest import make_settings
+    from tests.slack.harness import SlackSim
+    from tests.slack.scenario import MYSQL_PASSWORD, SIGNING_SECRET, migration_failed
+
+    os.environ["QCC_TEST_MYSQL_PASSWORD"] = MYSQL_PASSWORD
+    fake = await FakeSlackAPI().start()
+    fake.usergroups["S0OPS"] = ["UGROUPMEMBER"]
+    latencies: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="qcc-bench-http-") as tmp:
+        try:
+            settings = make_settings(fake.api_url)
+            transports = FakeTransportProvider({"test": EnvironmentTransports("test", *migration_failed()),
+                                                "prod": EnvironmentTransports("prod", *migration_failed())})
+            async with running_bot(settings, http=True, transports=transports, progress_interval_s=0.0,
+                                   state_url=f"sqlite+aiosqlite:///{tmp}/state.db") as bot:
+                runner, port = await start_http(bot.app, "127.0.0.1", 0)
+                sim = SlackSim(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, fake)
+                try:
+                    await sim.slash("help")  # warm the connection pool and the app
+                    for _ in range(rounds):
+                        async def one() -> float:
+                            t0 = time.perf_counter()
+                            reply = await sim.slash("diagnose test")
+                            assert reply.status == 200, reply
+                            return time.perf_counter() - t0
+
+                        latencies += await asyncio.gather(*(one() for _ in range(concurrency)))
+                        await bot.rt.tasks.wait_idle(120)
+                finally:
+                    await sim.close()
+                    await runner.cleanup()
+        finally:
+            await fake.stop()
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"requests": len(latencies), "concurrency": concurrency, "p50_s": statistics.median(latencies),
+            "p99_s": q[98], "max_s": latencies[-1]}
+
+
+# ------------------------------------------------------------------------ log summary
+
+
+LOG_TEMPLATES = [
+    "{ts} {go} [proxy] POST /v1/messages 200 {ms}ms account=acct-{n} model=claude-sonnet-4-5 in={n} out={k}",
+    "{ts} {go} [proxy] POST /v1/messages 529 {ms}ms account=acct-{n} upstream overloaded",
+    "{ts} {go} [HealthScheduler] checking all nodes...",
+    "{ts} {go} [HealthScheduler] total nodes to check: {k} (concurrency=4, cli_concurrency=2)",
+    "{ts} {go} health check failed for node node-{k}: claude cli failed: signal: killed: stdout= stderr=",
+    "{ts} {go} [health] node node-{k} reached failure threshold (3/3)",
+    "{ts} {go} [proxy] GET /v1/models 200 {ms}ms account=acct-{n}",
+    "{ts} [mysql] {go} packets.go:58 unexpected EOF",
+]
+
+
+def make_service_log(lines: int) -> str:
+    """``lines`` lines of ``docker logs --timestamps`` output in the service's format (field notes)."""
+    parts = []
+    for i in range(lines):
+        s = i % 86400
+        go = f"2026/11/29 {s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+        ts = f"2026-11-29T{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}.{i % 1000000:06d}123Z"
+        parts.append(LOG_TEMPLATES[(i * 7) % 11 % len(LOG_TEMPLATES)].format(
+            ts=ts, go=go, ms=100 + i % 4000, n=i % 9973, k=i % 17))
+    parts.append(f"{ts} {go} Error 1054 (42S22): Unknown column 'health_check_model' in 'field list'")
+    return "\n".join(parts) + "\n"
+
+
+def case_logsummary(lines: int) -> dict[str, Any]:
+    """``summarize_logs`` of ``lines`` lines: seconds and peak RSS (total and over the input text)."""
+    from bot.diagnosis.logsummary import summarize_logs
+
+    text = make_service_log(lines)
+    gc.collect()
+    base = current_rss_mib()
+    base_peak = rss_mib()
+    t0 = time.perf_counter()
+    summary = summarize_logs(text)
+    seconds = time.perf_counter() - t0
+    peak = rss_mib()
+    return {"lines": lines, "bytes": len(text), "seconds": seconds, "peak_rss_mib": peak,
+            "growth_mib": max(0.0, peak - max(base, base_peak)) if peak > base_peak else max(0.0, peak - base),
+            "templates": len(summary.templates)}
+
+
+# ------------------------------------------------------------------------ escalation 500 MB
+
+
+def case_escalation(log_mb: int = 500) -> dict[str, Any]:
+    """Gather + upload the escalation archive of a ``log_mb`` MB container log; RSS growth.
+
+    The host is the sandbox behind a real sshd; the fake Slack runs in a child process
+    (``bench/fakeslack.py``, streaming uploads to disk) so only the bot's memory is measured.
+    """
+    import hashlib
+
+    try:
+        import qcc_sandbox as sandbox_pkg  # type: ignore[import-not-found]
+    except ImportError:
+        import bot.sandbox as sandbox_pkg  # type: ignore[no-redef]
+
+    with tempfile.TemporaryDirectory(prefix="qcc-bench-esc-") as tmp:
+        # the packaged 50 MB scenario with its generated run of request lines scaled to log_mb
+        packaged = Path(sandbox_pkg.__file__).parent / "scenarios"
+        text = (packaged / "healthy_huge_log.yaml").read_text()
+        (Path(tmp) / "_base.yaml").write_text((packaged / "_base.yaml").read_text())
+        assert "repeat_bytes: 50000000" in text
+        scenario_file = Path(tmp) / "healthy_huge_log.yaml"
+        assert "interval_s: 0.55" in text  # same time span: lines closer together
+        text = text.replace("repeat_bytes: 50000000", f"repeat_bytes: {log_mb * 1_000_000}")
+        scenario_file.write_text(text.replace("interval_s: 0.55", f"interval_s: {0.55 * 50 / log_mb:.6f}"))
+        sc = sandbox_pkg.load_scenario(scenario_file)
+        host = SandboxBenchHost(scenario_model=sc, workdir=Path(tmp))
+        updir = Path(tmp) / "uploads"
+        updir.mkdir()
+        fake = subprocess.Popen([sys.executable, str(REPO / "bench" / "fakeslack.py"), str(updir)],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert fake.stdout is not None
+            api_url = fake.stdout.readline().strip()
+            # a running bot has these loaded already: import them before the baseline
+            import bot.app  # noqa: F401
+            import bot.escalation  # noqa: F401
+            import bot.transports.provider  # noqa: F401
+            import handlers.slackio  # noqa: F401
+            gc.collect()
+            base = current_rss_mib()
+            t0 = time.perf_counter()
+            result = asyncio.run(_escalate(host, api_url, Path(tmp) / "work"))
+            seconds = time.perf_counter() - t0
+            peak = rss_mib()
+            uploaded = sorted(updir.glob("F*"))
+            archive_sha = result.pop("sha256")
+            up_sha = hashlib.sha256(uploaded[0].read_bytes()).hexdigest() if uploaded else None
+            return {"log_mb": log_mb, "seconds": seconds, "base_rss_mib": base, "peak_rss_mib": peak,
+                    "growth_mib": peak - base, "uploaded_equals_archive": up_sha == archive_sha, **result}
+        finally:
+            fake.terminate()
+            fake.wait(10)
+            host.close()
+
+
+async def _escalate(host: SandboxBenchHost, api_url: str, workdir: Path) -> dict[str, Any]:
+    import hashlib
+
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.app import lifespan
+    from bot.escalation import EscalationCollector
+    from handlers.blockkit import FileOut
+    from handlers.slackio import SlackOut
+
+    settings = bot_settings({"test": host.env_config})
+    workdir.mkdir(parents=True)
+    async with lifespan(settings) as services:
+        collector = EscalationCollector(settings, services.diagnosis, services.transports, services.secrets)
+        result = await collector.gather("test", diagnosis=None, bundle=None, workdir=workdir)
+        gathered_rss = rss_mib()
+        out = SlackOut(AsyncWebClient(token="xoxb-bench-not-a-token", base_url=api_url), services.secrets)
+        await out.upload("CINC", None, [FileOut(result.path.name, path=result.path, title="escalation")])
+    digest = hashlib.sha256()
+    with result.path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"archive_mib": result.path.stat().st_size / (1 << 20), "proxy_log_lines": result.proxy_log_lines,
+            "peak_after_gather_mib": gathered_rss, "sha256": digest.hexdigest(), "notes": result.notes}
+
+
+# ------------------------------------------------------------------------ start-up
+
+
+def case_startup(reps: int = 5) -> dict[str, Any]:
+    """``qcc-bot --version`` wall time (median of ``reps``) against a bare ``python -c pass``,
+    and the import time of ``bot.cli`` / ``handlers.server`` (``-X importtime``, top entries)."""
+    exe = Path(sys.executable).with_name("qcc-bot")
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def timed(argv: list[str]) -> float:
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            subprocess.run(argv, check=True, capture_output=True, env=env, cwd=tempfile.gettempdir())
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    bare = timed([sys.executable, "-c", "pass"])
+    version = timed([str(exe), "--version"])
+    imports = {}
+    for module in ("bot.cli", "handlers.server"):
+        res = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True,
+                             text=True, env=env, check=True, cwd=str(REPO))
+        rows = []
+        for line in res.stderr.splitlines():
+            if not line.startswith("import time:") or "|" not in line:
+                continue
+            _, cum, name = (p.strip() for p in line[len("import time:"):].split("|"))
+            with contextlib.suppress(ValueError):
+                rows.append((int(cum), name))
+        total = next((us for us, name in rows if name == module), 0)
+        top = sorted(((us, n) for us, n in rows if "." not in n or n.startswith(("bot.", "handlers."))),
+                     reverse=True)[:6]
+        imports[module] = {"seconds": total / 1e6, "top": [(n, round(us / 1e6, 3)) for us, n in top]}
+    return {"python_bare_s": bare, "version_s": version, "imports": imports}
+
+
+CASES = {
+    "vs_manual": case_vs_manual,
+    "handshakes": case_handshakes,
+    "many_envs": case_many_envs,
+    "http": case_http,
+    "logsummary": case_logsummary,
+    "escalation": case_escalation,
+    "startup": case_startup,
+}
