@@ -86,36 +86,61 @@ def case_vs_manual(host_spec: str = "sandbox", reps: int = 2, profile_dir: str =
             slowest_cmd = manual[per_cmd.index(floor)][0]
             bot_times = []
             run = None
+            remote: dict[str, Any] = {}
             for _ in range(reps):
+                _clear_commands(host)
+                started = time.time()
                 elapsed, run = asyncio.run(one_diagnosis(settings))
                 bot_times.append(elapsed)
+                remote = _remote_timeline(host, started)
             bot = min(bot_times)
             assert run is not None
             steps = sorted(run.diagnosis.steps, key=lambda s: -s.duration_s)
             levels.append({
                 "latency_s": latency, "manual_s": manual_total, "bot_s": bot, "floor_s": floor,
                 "slowest_manual_cmd": slowest_cmd, "manual_exit_codes": [c for _, _, c in manual],
+                "manual_per_cmd_s": [(label, round(t, 3)) for (label, _, _), t in zip(manual, per_cmd, strict=True)],
                 "ratio": manual_total / bot, "vs_floor": bot / floor,
                 "slowest_steps": [(s.id, round(s.duration_s, 3)) for s in steps[:3]],
                 "step_statuses": sorted({s.status.value for s in run.diagnosis.steps}),
                 "top_cause": run.diagnosis.causes[0].id if run.diagnosis.causes else None,
-                "docker_cmds": _docker_commands(host),
+                **{k: v for k, v in remote.items() if k != "timeline"},
             })
             if profile_dir and latency == LATENCIES[-1]:
-                levels[-1]["profile"] = _profile_diagnosis(settings, Path(profile_dir) / "diagnose-0.5s.txt")
+                out = Path(profile_dir)
+                out.mkdir(parents=True, exist_ok=True)
+                if remote.get("timeline"):
+                    (out / "remote-timeline-0.5s.txt").write_text(
+                        "offset_s  session(ppid)  command (one bot diagnosis, docker commands take +0.5 s)\n"
+                        + "\n".join(remote["timeline"]) + "\n")
+                levels[-1]["profile"] = _profile_diagnosis(settings, out / "diagnose-0.5s.txt")
         return {"host": host.name, "levels": levels}
     finally:
         host.set_latency(0)
         host.close()
 
 
-def _docker_commands(host: BenchHost) -> int | None:
-    """How many docker commands the last bot run issued (sandbox only: its commands.log)."""
+def _clear_commands(host: BenchHost) -> None:
+    if isinstance(host, SandboxBenchHost):
+        host.box.commands_log.write_bytes(b"")
+
+
+def _remote_timeline(host: BenchHost, started: float) -> dict[str, Any]:
+    """What one bot run made the host do (sandbox only: its commands.log, one line per
+    stand-in start): docker command count, the most docker commands one session ran in a
+    row, when the last one started (queueing shows here), and the timeline itself."""
     if not isinstance(host, SandboxBenchHost):
-        return None
-    records = host.box.commands()
-    host.box.commands_log.write_bytes(b"")
-    return sum(1 for r in records if r.prog == "docker")
+        return {}
+    records = [r for r in host.box.commands() if r.ts >= started]
+    docker = [r for r in records if r.prog == "docker"]
+    per_session: dict[int, int] = {}
+    for r in docker:
+        per_session[r.ppid] = per_session.get(r.ppid, 0) + 1
+    timeline = [f"{r.ts - started:7.3f}  {r.ppid:>7}  {' '.join(r.argv)[:110]}"
+                for r in sorted(records, key=lambda r: r.ts)]
+    return {"docker_cmds": len(docker), "sessions": len({r.ppid for r in records}),
+            "max_docker_in_one_session": max(per_session.values(), default=0),
+            "last_docker_start_s": max((r.ts - started for r in docker), default=0.0), "timeline": timeline}
 
 
 def _profile_diagnosis(settings: Any, out: Path) -> str:
@@ -192,63 +217,84 @@ def case_many_envs(count: int = 10, latency: float = 0.5) -> dict[str, Any]:
             cpu0 = time.process_time()
             many = min(asyncio.run(go(names)) for _ in range(2))
             cpu = (time.process_time() - cpu0) / 2
-            return {"count": count, "latency_s": latency, "one_s": one, "many_s": many, "ratio": many / one,
-                    "bot_cpu_s_per_round": cpu, "cores": os.cpu_count()}
+            result = {"count": count, "latency_s": latency, "one_s": one, "many_s": many, "ratio": many / one,
+                      "bot_cpu_s_per_round": cpu, "cores": os.cpu_count()}
         finally:
             for h in hosts:
                 h.close()
+        # sshd and everything it ran (sessions, stand-ins) were reaped by now: their CPU is ours
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        diagnoses = 2 * 1 + 2 * count
+        result["host_cpu_s_per_diagnosis"] = (children.ru_utime + children.ru_stime) / diagnoses
+        result["host_cpu_floor_s"] = result["host_cpu_s_per_diagnosis"] * count / (os.cpu_count() or 1)
+        return result
 
 
 # ------------------------------------------------------------------------ HTTP /qcc diagnose
 
 
-def case_http(concurrency: int = 20, rounds: int = 3) -> dict[str, Any]:
-    """Time to the HTTP 200 of ``concurrency`` signed ``/qcc diagnose test`` at once, ``rounds`` times."""
-    return asyncio.run(_http(concurrency, rounds))
+def case_http(concurrency: int = 20, rounds: int = 3, profile_dir: str = "") -> dict[str, Any]:
+    """Time to the HTTP 200 of ``concurrency`` signed ``/qcc diagnose test`` at once, ``rounds`` times.
+
+    The bot runs in its own process (``bench/httpbot.py``, in-memory transports, production
+    settings); this process plays Slack (signed requests) and serves the fake Web API, so
+    the load generator's CPU is not the bot's. The diagnoses the requests start run on the
+    bot's loop while later requests arrive, as in production.
+    """
+    if profile_dir:
+        Path(profile_dir).mkdir(parents=True, exist_ok=True)
+    return asyncio.run(_http(concurrency, rounds, profile_dir))
 
 
-async def _http(concurrency: int, rounds: int) -> dict[str, Any]:
-    from bot.transports.base import EnvironmentTransports
-    from bot.transports.fake import FakeTransportProvider
-    from handlers.server import running_bot, start_http
+async def _http(concurrency: int, rounds: int, profile_dir: str) -> dict[str, Any]:
     from tests.fakes.slack_api import FakeSlackAPI
-    from tests.slack.conftest import make_settings
     from tests.slack.harness import SlackSim
-    from tests.slack.scenario import MYSQL_PASSWORD, SIGNING_SECRET, migration_failed
+    from tests.slack.scenario import SIGNING_SECRET
 
-    os.environ["QCC_TEST_MYSQL_PASSWORD"] = MYSQL_PASSWORD
     fake = await FakeSlackAPI().start()
-    fake.usergroups["S0OPS"] = ["UGROUPMEMBER"]
     latencies: list[float] = []
+    profile = str(Path(profile_dir) / "http-bot.txt") if profile_dir else ""
     with tempfile.TemporaryDirectory(prefix="qcc-bench-http-") as tmp:
-        try:
-            settings = make_settings(fake.api_url)
-            transports = FakeTransportProvider({"test": EnvironmentTransports("test", *migration_failed()),
-                                                "prod": EnvironmentTransports("prod", *migration_failed())})
-            async with running_bot(settings, http=True, transports=transports, progress_interval_s=0.0,
-                                   state_url=f"sqlite+aiosqlite:///{tmp}/state.db") as bot:
-                runner, port = await start_http(bot.app, "127.0.0.1", 0)
-                sim = SlackSim(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, fake)
-                try:
-                    await sim.slash("help")  # warm the connection pool and the app
-                    for _ in range(rounds):
-                        async def one() -> float:
-                            t0 = time.perf_counter()
-                            reply = await sim.slash("diagnose test")
-                            assert reply.status == 200, reply
-                            return time.perf_counter() - t0
+        bot = await asyncio.create_subprocess_exec(
+            sys.executable, str(REPO / "bench" / "httpbot.py"), fake.api_url, tmp, *([profile] if profile else []),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        assert bot.stdin is not None and bot.stdout is not None
 
-                        latencies += await asyncio.gather(*(one() for _ in range(concurrency)))
-                        await bot.rt.tasks.wait_idle(120)
-                finally:
-                    await sim.close()
-                    await runner.cleanup()
+        async def idle() -> None:
+            assert bot.stdin is not None and bot.stdout is not None
+            bot.stdin.write(b"idle\n")
+            await bot.stdin.drain()
+            assert (await bot.stdout.readline()).strip() == b"idle"
+
+        try:
+            port = int((await bot.stdout.readline()).strip())
+            sim = SlackSim(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, fake)
+            try:
+                await sim.slash("help")  # warm the connection pool and the app
+                for _ in range(rounds):
+                    async def one() -> float:
+                        t0 = time.perf_counter()
+                        reply = await sim.slash("diagnose test")
+                        assert reply.status == 200, reply
+                        return time.perf_counter() - t0
+
+                    latencies += await asyncio.gather(*(one() for _ in range(concurrency)))
+                    await idle()
+            finally:
+                await sim.close()
+            bot.stdin.write(b"stop\n")
+            await bot.stdin.drain()
+            await asyncio.wait_for(bot.wait(), 60)
         finally:
+            if bot.returncode is None:
+                bot.terminate()
+                await bot.wait()
             await fake.stop()
+    reports = len(fake.calls_to("chat.postMessage"))
     latencies.sort()
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     return {"requests": len(latencies), "concurrency": concurrency, "p50_s": statistics.median(latencies),
-            "p99_s": q[98], "max_s": latencies[-1]}
+            "p99_s": q[98], "max_s": latencies[-1], "slack_posts": reports, "profile": profile}
 
 
 # ------------------------------------------------------------------------ log summary
@@ -287,11 +333,11 @@ def case_logsummary(lines: int) -> dict[str, Any]:
     gc.collect()
     base = current_rss_mib()
     base_peak = rss_mib()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     summary = summarize_logs(text)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = rss_mib()
-    return {"lines": lines, "bytes": len(text), "seconds": seconds, "peak_rss_mib": peak,
+    return {"lines": lines, "bytes": len(text), "seconds": seconds, "cpu_s": cpu, "peak_rss_mib": peak,
             "growth_mib": max(0.0, peak - max(base, base_peak)) if peak > base_peak else max(0.0, peak - base),
             "templates": len(summary.templates)}
 
@@ -339,6 +385,7 @@ def case_escalation(log_mb: int = 500) -> dict[str, Any]:
             gc.collect()
             base = current_rss_mib()
             t0 = time.perf_counter()
+            (Path(tmp) / "work").mkdir()
             result = asyncio.run(_escalate(host, api_url, Path(tmp) / "work"))
             seconds = time.perf_counter() - t0
             peak = rss_mib()
@@ -364,12 +411,12 @@ async def _escalate(host: SandboxBenchHost, api_url: str, workdir: Path) -> dict
     from handlers.slackio import SlackOut
 
     settings = bot_settings({"test": host.env_config})
-    workdir.mkdir(parents=True)
     async with lifespan(settings) as services:
         collector = EscalationCollector(settings, services.diagnosis, services.transports, services.secrets)
         result = await collector.gather("test", diagnosis=None, bundle=None, workdir=workdir)
         gathered_rss = rss_mib()
-        out = SlackOut(AsyncWebClient(token="xoxb-bench-not-a-token", base_url=api_url), services.secrets)
+        client = AsyncWebClient(token="xoxb-bench-not-a-token", base_url=api_url)  # noqa: S106
+        out = SlackOut(client, services.secrets)
         await out.upload("CINC", None, [FileOut(result.path.name, path=result.path, title="escalation")])
     digest = hashlib.sha256()
     with result.path.open("rb") as fh:

@@ -17,18 +17,17 @@ Exit codes: 0 a report was produced (whatever it found) / the command succeeded;
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
 import uuid
 from collections.abc import Sequence
-from typing import TextIO
-
-from rich.console import Console
+from typing import TYPE_CHECKING, TextIO
 
 from bot.errors import BadCommand, BotError, ConfigError, RunbookError, UserError
-from bot.models import Diagnosis, StepResult
+
+if TYPE_CHECKING:  # imported where used: `qcc-bot --version` / `--help` stay fast (docs/benchmarks.md)
+    from bot.models import Diagnosis, StepResult
 
 log = logging.getLogger("qcc_bot")
 
@@ -84,6 +83,8 @@ def _print_report(diagnosis: Diagnosis, fmt: str, out: TextIO) -> None:
     if fmt == "json":
         out.write(json.dumps(diagnosis.to_report_json(), indent=2, ensure_ascii=False) + "\n")
         return
+    from rich.console import Console
+
     from bot.report.text import render_text
 
     width = None if out.isatty() else 120
@@ -239,6 +240,8 @@ def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: Te
     args = _build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=err,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import asyncio
+
     try:
         if args.command == "diagnose":
             return asyncio.run(_diagnose(args, out, err))
