@@ -31,6 +31,21 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak() -> None:
+    """Reset this process's peak RSS (``VmHWM``) to its current RSS (Linux ``clear_refs`` 5)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_mib() -> float:
+    """Peak RSS since the last :func:`reset_peak` (``VmHWM``), MiB; ``ru_maxrss`` if unavailable."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return rss_mib()
+
+
 def current_rss_mib() -> float:
     """Current RSS of this process, MiB (``/proc/self/statm``)."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
@@ -332,13 +347,13 @@ def case_logsummary(lines: int) -> dict[str, Any]:
     text = make_service_log(lines)
     gc.collect()
     base = current_rss_mib()
-    base_peak = rss_mib()
+    reset_peak()
     t0, c0 = time.perf_counter(), time.process_time()
     summary = summarize_logs(text)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = rss_mib()
+    peak = peak_mib()
     return {"lines": lines, "bytes": len(text), "seconds": seconds, "cpu_s": cpu, "peak_rss_mib": peak,
-            "growth_mib": max(0.0, peak - max(base, base_peak)) if peak > base_peak else max(0.0, peak - base),
+            "input_mib": len(text) / (1 << 20), "growth_mib": max(0.0, peak - base),
             "templates": len(summary.templates)}
 
 
@@ -382,13 +397,14 @@ def case_escalation(log_mb: int = 500) -> dict[str, Any]:
             import bot.escalation  # noqa: F401
             import bot.transports.provider  # noqa: F401
             import handlers.slackio  # noqa: F401
+            (Path(tmp) / "work").mkdir()
             gc.collect()
             base = current_rss_mib()
+            reset_peak()
             t0 = time.perf_counter()
-            (Path(tmp) / "work").mkdir()
             result = asyncio.run(_escalate(host, api_url, Path(tmp) / "work"))
             seconds = time.perf_counter() - t0
-            peak = rss_mib()
+            peak = peak_mib()
             uploaded = sorted(updir.glob("F*"))
             archive_sha = result.pop("sha256")
             up_sha = hashlib.sha256(uploaded[0].read_bytes()).hexdigest() if uploaded else None
@@ -414,7 +430,7 @@ async def _escalate(host: SandboxBenchHost, api_url: str, workdir: Path) -> dict
     async with lifespan(settings) as services:
         collector = EscalationCollector(settings, services.diagnosis, services.transports, services.secrets)
         result = await collector.gather("test", diagnosis=None, bundle=None, workdir=workdir)
-        gathered_rss = rss_mib()
+        gathered_rss = peak_mib()
         client = AsyncWebClient(token="xoxb-bench-not-a-token", base_url=api_url)  # noqa: S106
         out = SlackOut(client, services.secrets)
         await out.upload("CINC", None, [FileOut(result.path.name, path=result.path, title="escalation")])
@@ -430,37 +446,55 @@ async def _escalate(host: SandboxBenchHost, api_url: str, workdir: Path) -> dict
 
 
 def case_startup(reps: int = 5) -> dict[str, Any]:
-    """``qcc-bot --version`` wall time (median of ``reps``) against a bare ``python -c pass``,
-    and the import time of ``bot.cli`` / ``handlers.server`` (``-X importtime``, top entries)."""
+    """``qcc-bot --version`` against a bare ``python -c pass``: CPU time of the child (immune
+    to other processes on a shared machine) and wall time, medians of ``reps``; the CPU time
+    of ``import bot.cli`` / ``import handlers.server`` and their heaviest direct imports
+    (``-X importtime``)."""
     exe = Path(sys.executable).with_name("qcc-bot")
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
 
-    def timed(argv: list[str]) -> float:
-        times = []
+    def timed(argv: list[str]) -> tuple[float, float]:
+        walls, cpus = [], []
         for _ in range(reps):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             subprocess.run(argv, check=True, capture_output=True, env=env, cwd=tempfile.gettempdir())
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
+            walls.append(time.perf_counter() - t0)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        return statistics.median(walls), statistics.median(cpus)
 
-    bare = timed([sys.executable, "-c", "pass"])
-    version = timed([str(exe), "--version"])
+    bare_wall, bare_cpu = timed([sys.executable, "-c", "pass"])
+    version_wall, version_cpu = timed([str(exe), "--version"])
     imports = {}
     for module in ("bot.cli", "handlers.server"):
+        code = f"import time; t = time.process_time(); import {module}; print(time.process_time() - t)"
+        cpu = statistics.median(float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                     env=env, check=True, cwd=str(REPO)).stdout)
+                                for _ in range(3))
         res = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True,
                              text=True, env=env, check=True, cwd=str(REPO))
-        rows = []
-        for line in res.stderr.splitlines():
-            if not line.startswith("import time:") or "|" not in line:
-                continue
-            _, cum, name = (p.strip() for p in line[len("import time:"):].split("|"))
-            with contextlib.suppress(ValueError):
-                rows.append((int(cum), name))
-        total = next((us for us, name in rows if name == module), 0)
-        top = sorted(((us, n) for us, n in rows if "." not in n or n.startswith(("bot.", "handlers."))),
-                     reverse=True)[:6]
-        imports[module] = {"seconds": total / 1e6, "top": [(n, round(us / 1e6, 3)) for us, n in top]}
-    return {"python_bare_s": bare, "version_s": version, "imports": imports}
+        imports[module] = {"cpu_s": cpu, "top": _direct_imports(res.stderr, module)}
+    return {"python_bare_s": bare_wall, "python_bare_cpu_s": bare_cpu, "version_s": version_wall,
+            "version_cpu_s": version_cpu, "imports": imports}
+
+
+def _direct_imports(importtime: str, module: str) -> list[tuple[str, float]]:
+    """The heaviest direct imports of ``module`` from ``-X importtime`` output: [(name, s)]."""
+    rows: list[tuple[int, int, str]] = []  # (depth, cumulative us, name)
+    for line in importtime.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cum, name = line[len("import time:"):].split("|")
+        with contextlib.suppress(ValueError):
+            rows.append(((len(name) - len(name.lstrip())) // 2, int(cum), name.strip()))
+    end = next((i for i, r in enumerate(rows) if r[2] == module), len(rows))
+    start = end
+    while start > 0 and rows[start - 1][0] > rows[end][0] if end < len(rows) else False:
+        start -= 1
+    depth = rows[end][0] + 1 if end < len(rows) else 1
+    direct = [(name, us / 1e6) for d, us, name in rows[start:end] if d == depth]
+    return [(n, round(s, 3)) for n, s in sorted(direct, key=lambda x: -x[1])[:5]]
 
 
 CASES = {

@@ -180,7 +180,11 @@ class ConfiguredBenchHost(BenchHost):
         self.key_file = Path(ssh["key_file"])
         self.known_hosts = Path(ssh["known_hosts"])
         project = self.env_config.get("compose_project", "qcc_test")
-        self.names = {"project": project, "proxy": f"{project}-proxy-1", "mysql": f"{project}-mysql-1",
+        listed = subprocess.run(self.ssh_argv("docker ps -a --format '{{.Names}}'"), capture_output=True,
+                                text=True, timeout=60, stdin=subprocess.DEVNULL, check=False).stdout.split()
+        self.names = {"project": project,
+                      "proxy": next((n for n in listed if project in n and "proxy" in n), f"{project}-proxy-1"),
+                      "mysql": next((n for n in listed if project in n and "mysql" in n), f"{project}-mysql-1"),
                       "database": (self.env_config.get("mysql") or {}).get("database", "qcc_plus"),
                       **(names or {})}
         self.latency_cmd = latency_cmd

@@ -3,10 +3,11 @@
 ``EscalationCollector.gather(env, diagnosis=..., bundle=..., workdir=...)`` writes
 ``qcc-escalation-<env>-<stamp>.tar.gz`` into ``workdir`` with:
 
-* ``proxy.log`` — the *complete* ``docker logs`` of the proxy container. The log is dumped
-  to a temp file on the host and fetched in bounded chunks (``sed -n a,bp``), each chunk
-  redacted line by line and appended to a local file: memory stays bounded whatever the
-  log size.
+* ``proxy.log`` — the *complete* ``docker logs`` of the proxy container. The log is cut on
+  the host into parts of ``chunk_lines`` lines in one pass (``split -l``, into a temp
+  directory) and each part is fetched once (then deleted), redacted line by line and
+  appended to a local file: memory stays bounded and the host reads the log once, whatever
+  its size.
 * ``ci-run.log`` — the latest GitHub Actions run log (``settings.github.token`` and the
   environment's ``ci_repo``; API base ``settings.github.api_url``), streamed to disk.
 * ``resources.txt`` — container stats, host memory, disk and processes (runbook steps).
@@ -44,6 +45,24 @@ RESOURCE_STEPS = ["resource_usage", "host_memory", "host_disk", "host_processes"
 CHUNK_LINES = 20000
 CHUNK_BYTES = 8 * 1024 * 1024
 DUMP_TIMEOUT_S = 300.0
+PART_SUFFIX_LEN = 6  # split -a 6: 26**6 parts of CHUNK_LINES lines, far beyond any log
+
+
+def part_suffix(index: int) -> str:
+    """split(1)'s alphabetic suffix of part ``index`` (0 -> ``aaaaaa``, 1 -> ``aaaaab``, 26 -> ``aaaaba``)."""
+    letters = []
+    for _ in range(PART_SUFFIX_LEN):
+        index, digit = divmod(index, 26)
+        letters.append(chr(ord("a") + digit))
+    return "".join(reversed(letters))
+
+
+def part_index(suffix: str) -> int:
+    """Inverse of :func:`part_suffix`."""
+    index = 0
+    for ch in suffix:
+        index = index * 26 + (ord(ch) - ord("a"))
+    return index
 
 
 class EscalationResult(BaseModel):
@@ -135,35 +154,39 @@ class EscalationCollector:
                 raise BotError(f"no proxy container found ({step.error or 'not in docker ps'})")
             name = c.name
         shell = (await self.transports.get(env_name)).shell
-        dump = (f'T=$(mktemp "${{TMPDIR:-/tmp}}/qcc-escalate.XXXXXX") || exit 90; '
-                f'{shlex.quote(env.docker)} logs --timestamps {shlex.quote(name)} >"$T" 2>&1; RC=$?; '
-                f'echo "$T $RC $(wc -l <"$T")"')
+        docker, chunk = shlex.quote(env.docker), int(self.chunk_lines)
+        # One pass over the log on the host: docker logs piped into split(1), which cuts it into
+        # parts of `chunk` lines (part.aaaaaa, part.aaaaab, ...); each part is then read once.
+        # (Reading line ranges of one dump with `sed -n a,bp` re-scans the file from its start
+        # for every chunk: quadratic in the log size, minutes of host CPU for 500 MB.)
+        dump = (f'D=$(mktemp -d "${{TMPDIR:-/tmp}}/qcc-escalate.XXXXXX") || exit 90; '
+                f'{{ {docker} logs --timestamps {shlex.quote(name)} 2>&1; echo $? >"$D/rc"; }} '
+                f'| split -l {chunk} -a {PART_SUFFIX_LEN} - "$D/part." || exit 91; '
+                f'echo "$D $(cat "$D/rc") $(cat "$D"/part.* 2>/dev/null | wc -l)"')
         res = await shell.run(dump, timeout_s=DUMP_TIMEOUT_S)
         fields = res.stdout.strip().split()
-        if not res.ok or len(fields) != 3 or not fields[0].startswith("/"):
+        if not res.ok or len(fields) != 3 or not fields[0].startswith("/") or not fields[2].isdigit():
             raise BotError(f"could not dump the proxy log (exit {res.exit_status})")
-        remote, rc = fields[0], fields[1]
+        remote, rc, total = fields[0], fields[1], int(fields[2])
         try:
-            return await self._fetch_chunks(shell, remote, out, redact, rc)
+            return await self._fetch_parts(shell, remote, out, redact, rc, total)
         finally:
-            await shell.run(f"rm -f {shlex.quote(remote)}", timeout_s=30)
+            await shell.run(f"rm -rf {shlex.quote(remote)}", timeout_s=30)
 
-    async def _fetch_chunks(self, shell: CommandRunner, remote: str, out: Path, redact: _Redactor,
-                            rc: str) -> int:
+    async def _fetch_parts(self, shell: CommandRunner, remote: str, out: Path, redact: _Redactor,
+                           rc: str, total: int) -> int:
+        """Read the parts split(1) wrote (each once, then deleted), redact line by line, append to ``out``."""
         written = 0
-        first = 1
+        parts = -(-total // self.chunk_lines)  # ceil
         with out.open("w", encoding="utf-8") as fh:
             if rc != "0":
                 fh.write(f"# docker logs exited with status {rc}\n")
-            while True:
-                last = first + self.chunk_lines - 1
-                res = await shell.run(f"sed -n '{first},{last}p;{last}q' {shlex.quote(remote)}",
-                                      timeout_s=120,
-                                      max_output_bytes=CHUNK_BYTES)
+            for index in range(parts):
+                part = shlex.quote(f"{remote}/part.{part_suffix(index)}")
+                res = await shell.run(f"cat {part} && rm -f {part}", timeout_s=120, max_output_bytes=CHUNK_BYTES)
+                first = index * self.chunk_lines + 1
                 if not res.ok:
                     raise BotError(f"reading the proxy log failed at line {first} (exit {res.exit_status})")
-                if not res.stdout:
-                    break
                 chunk = res.stdout.split("\n")
                 if chunk and chunk[-1] == "":
                     chunk.pop()
@@ -171,8 +194,8 @@ class EscalationCollector:
                     fh.write(redact(line) + "\n")
                 written += len(chunk)
                 if res.truncated:
-                    fh.write(f"# lines {first}..{last}: output cut at {CHUNK_BYTES} bytes by the transport\n")
-                first = last + 1
+                    fh.write(f"# lines {first}..{first + self.chunk_lines - 1}: output cut at {CHUNK_BYTES} bytes "
+                             "by the transport\n")
         return written
 
     async def _ci_log(self, repo: str | None, workflow: str | None, out: Path, redact: _Redactor,

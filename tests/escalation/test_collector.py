@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bot.app import lifespan
 from bot.config import load_settings
-from bot.escalation import EscalationCollector
+from bot.escalation import EscalationCollector, part_index, part_suffix
 from bot.models import CommandResult
 from bot.transports.base import EnvironmentTransports
 from bot.transports.fake import FakeSqlRunner, FakeTransportProvider
@@ -28,6 +28,7 @@ class LogHost(StatefulRunner):
     def __init__(self) -> None:
         super().__init__()
         self.chunks: list[tuple[int, int]] = []
+        self.chunk_lines = 0
         self.removed = False
 
     @staticmethod
@@ -38,15 +39,17 @@ class LogHost(StatefulRunner):
     async def run(self, command: str, *, timeout_s: float, max_output_bytes: int = 8 << 20) -> CommandResult:
         self.commands_run.append(command)
         if "mktemp" in command:
-            assert "logs --timestamps qcc_test_proxy" in command
+            assert "logs --timestamps qcc_test_proxy" in command and "split -l" in command
+            self.chunk_lines = int(re.search(r"split -l (\d+) ", command).group(1))
             return CommandResult(command=command, exit_status=0, stdout=f"/tmp/qcc-escalate.x1 0 {LINES}\n")
-        m = re.match(r"sed -n '(\d+),(\d+)p;\d+q' /tmp/qcc-escalate.x1$", command)
+        m = re.match(r"cat /tmp/qcc-escalate\.x1/part\.([a-z]{6}) && rm -f /tmp/qcc-escalate\.x1/part\.\1$", command)
         if m:
-            a, b = int(m.group(1)), min(int(m.group(2)), LINES)
+            a = part_index(m.group(1)) * self.chunk_lines + 1
+            b = min(a + self.chunk_lines - 1, LINES)
             self.chunks.append((a, b))
-            out = "".join(self.line(i) + "\n" for i in range(a, b + 1)) if a <= LINES else ""
+            out = "".join(self.line(i) + "\n" for i in range(a, b + 1))
             return CommandResult(command=command, exit_status=0, stdout=out)
-        if command.startswith("rm -f /tmp/qcc-escalate.x1"):
+        if command.startswith("rm -rf /tmp/qcc-escalate.x1"):
             self.removed = True
             return CommandResult(command=command, exit_status=0)
         self.commands_run.pop()
@@ -96,8 +99,8 @@ def _settings(github_url: str | None):
 
 
 async def test_archive_has_complete_redacted_log_and_ci_run(tmp_path, github, monkeypatch):
-    """The archive holds all 25,000 proxy log lines (fetched in bounded chunks, the remote temp
-    file removed), the CI run's log from the GitHub API, resources and a README; no configured
+    """The archive holds all 25,000 proxy log lines (each split(1) part fetched once, in order,
+    the remote temp directory removed), the CI run's log from the GitHub API, resources and a README; no configured
     secret (MySQL password, GitHub token) is in any member."""
     monkeypatch.setenv("QCC_TEST_MYSQL_PASSWORD", MYSQL_PASSWORD)
     url, auth_seen = github
@@ -109,7 +112,7 @@ async def test_archive_has_complete_redacted_log_and_ci_run(tmp_path, github, mo
                                         chunk_lines=1000)
         result = await collector.gather("test", diagnosis=None, bundle=None, workdir=tmp_path)
     assert auth_seen == [f"Bearer {GH_TOKEN}"]
-    assert len(host.chunks) == 26 and host.chunks[0] == (1, 1000) and host.removed
+    assert host.chunks == [(a, a + 999) for a in range(1, LINES, 1000)] and host.removed
     with tarfile.open(result.path) as tar:
         members = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers() if m.isfile()}
     assert set(members) >= {"proxy.log", "ci-run.log", "resources.txt", "README.txt"}
@@ -136,3 +139,63 @@ async def test_ci_log_not_configured_is_noted(tmp_path, monkeypatch):
         result = await collector.gather("test", diagnosis=None, bundle=None, workdir=tmp_path)
     assert any("not configured" in n for n in result.notes)
     assert "ci-run.log" not in result.members and "proxy.log" in result.members
+
+
+def test_part_suffixes_follow_split():
+    """part_suffix names split(1)'s parts (-a 6): aaaaaa, aaaaab, ..., aaaaaz, aaaaba; part_index inverts it."""
+    assert [part_suffix(i) for i in (0, 1, 25, 26, 27)] == ["aaaaaa", "aaaaab", "aaaaaz", "aaaaba", "aaaabb"]
+    assert all(part_index(part_suffix(i)) == i for i in range(0, 100_000, 997))
+
+
+class SandboxShell:
+    """A CommandRunner running each command line with /bin/sh on a sandbox host (real split, cat, rm)."""
+
+    def __init__(self, box) -> None:  # noqa: ANN001 - a SandboxDir
+        self.box = box
+        self.commands_run: list[str] = []
+        self.outputs: list[str] = []
+
+    async def run(self, command: str, *, timeout_s: float, max_output_bytes: int = 8 << 20) -> CommandResult:
+        import asyncio
+
+        self.commands_run.append(command)
+        proc = await asyncio.to_thread(self.box.run, command, timeout_s=timeout_s)
+        self.outputs.append(proc.stdout.decode("utf-8", "replace"))
+        return CommandResult(command=command, exit_status=proc.returncode,
+                             stdout=proc.stdout.decode("utf-8", "replace"),
+                             stderr=proc.stderr.decode("utf-8", "replace"))
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_split_pipeline_on_a_real_shell_returns_the_whole_log(tmp_path, monkeypatch):
+    """The dump/fetch commands themselves, run by /bin/sh against the docker stand-in: the
+    archive's proxy.log is exactly `docker logs --timestamps` (line for line, in order, over
+    several split(1) parts), each part is read once, and the remote temp directory is gone."""
+    try:
+        from qcc_sandbox import SandboxDir  # type: ignore[import-not-found]
+    except ImportError:
+        from bot.sandbox import SandboxDir
+
+    monkeypatch.setenv("QCC_TEST_MYSQL_PASSWORD", MYSQL_PASSWORD)
+    box = SandboxDir(tmp_path / "host")
+    box.load("migration_failed")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the remote temp directory, inspected below
+    settings = load_settings(data={"environments": {"test": {
+        "ssh": {"host": "127.0.0.1", "user": "root"}, "compose_project": "qcc_test",
+        "proxy_container": "qcc_test_proxy"}}}, env={})
+    shell = SandboxShell(box)
+    provider = FakeTransportProvider({"test": EnvironmentTransports("test", shell, FakeSqlRunner(COLUMNS))})
+    async with lifespan(settings, transports=provider) as services:
+        collector = EscalationCollector(settings, services.diagnosis, provider, services.secrets, chunk_lines=3)
+        result = await collector.gather("test", diagnosis=None, bundle=None, workdir=tmp_path / "work")
+    expected = box.run("docker logs --timestamps qcc_test_proxy 2>&1").stdout.decode().splitlines()
+    with tarfile.open(result.path) as tar:
+        log = tar.extractfile("proxy.log").read().decode().splitlines()
+    assert len(expected) > 6 and log == expected
+    fetches = [c for c in shell.commands_run if c.startswith("cat ")]
+    assert len(fetches) == -(-len(expected) // 3) and len(set(fetches)) == len(fetches)
+    dumped = next(o for c, o in zip(shell.commands_run, shell.outputs, strict=True) if "split -l" in c)
+    assert dumped.startswith(f"{tmp_path}/qcc-escalate.")
+    assert not list(tmp_path.glob("qcc-escalate.*")), "the remote temp directory is removed"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 
+from bot.escalation import CHUNK_LINES, part_index
 from bot.models import CommandResult
 from bot.transports.base import DEFAULT_MAX_OUTPUT_BYTES
 from bot.transports.fake import FakeCommandRunner, FakeSqlRunner
@@ -128,10 +129,11 @@ class StatefulRunner(FakeCommandRunner):
             self.commands_run.append(command)
             return CommandResult(command=command, exit_status=0,
                                  stdout=f"/tmp/qcc-escalate.t1 0 {len(lines)}\n")
-        m = re.match(r"sed -n '(\d+),(\d+)p;\d+q' /tmp/qcc-escalate.t1$", command)
+        m = re.match(r"cat /tmp/qcc-escalate\.t1/part\.([a-z]{6}) ", command)  # one split(1) part
         if m:
             self.commands_run.append(command)
-            chunk = lines[int(m.group(1)) - 1:int(m.group(2))]
+            first = part_index(m.group(1)) * CHUNK_LINES
+            chunk = lines[first:first + CHUNK_LINES]
             return CommandResult(command=command, exit_status=0, stdout="".join(x + "\n" for x in chunk))
         result = await super().run(command, timeout_s=timeout_s, max_output_bytes=max_output_bytes)
         if "compose -p qcc_test" in command and (" restart " in command or " up " in command):
