@@ -150,8 +150,9 @@ def test_part_suffixes_follow_split():
 class SandboxShell:
     """A CommandRunner running each command line with /bin/sh on a sandbox host (real split, cat, rm)."""
 
-    def __init__(self, box) -> None:  # noqa: ANN001 - a SandboxDir
+    def __init__(self, box, tmpdir) -> None:  # noqa: ANN001 - a SandboxDir, the host's $TMPDIR
         self.box = box
+        self.tmpdir = tmpdir
         self.commands_run: list[str] = []
         self.outputs: list[str] = []
 
@@ -159,7 +160,8 @@ class SandboxShell:
         import asyncio
 
         self.commands_run.append(command)
-        proc = await asyncio.to_thread(self.box.run, command, timeout_s=timeout_s)
+        proc = await asyncio.to_thread(self.box.run, f"TMPDIR={self.tmpdir}; export TMPDIR; {command}",
+                                       timeout_s=timeout_s)
         self.outputs.append(proc.stdout.decode("utf-8", "replace"))
         return CommandResult(command=command, exit_status=proc.returncode,
                              stdout=proc.stdout.decode("utf-8", "replace"),
@@ -181,11 +183,10 @@ async def test_split_pipeline_on_a_real_shell_returns_the_whole_log(tmp_path, mo
     monkeypatch.setenv("QCC_TEST_MYSQL_PASSWORD", MYSQL_PASSWORD)
     box = SandboxDir(tmp_path / "host")
     box.load("migration_failed")
-    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the remote temp directory, inspected below
     settings = load_settings(data={"environments": {"test": {
         "ssh": {"host": "127.0.0.1", "user": "root"}, "compose_project": "qcc_test",
         "proxy_container": "qcc_test_proxy"}}}, env={})
-    shell = SandboxShell(box)
+    shell = SandboxShell(box, tmp_path)  # the remote temp directory goes there, inspected below
     provider = FakeTransportProvider({"test": EnvironmentTransports("test", shell, FakeSqlRunner(COLUMNS))})
     async with lifespan(settings, transports=provider) as services:
         collector = EscalationCollector(settings, services.diagnosis, provider, services.secrets, chunk_lines=3)
