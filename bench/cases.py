@@ -401,14 +401,14 @@ def case_escalation(log_mb: int = 500) -> dict[str, Any]:
             gc.collect()
             base = current_rss_mib()
             reset_peak()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             result = asyncio.run(_escalate(host, api_url, Path(tmp) / "work"))
-            seconds = time.perf_counter() - t0
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             peak = peak_mib()
             uploaded = sorted(updir.glob("F*"))
             archive_sha = result.pop("sha256")
             up_sha = hashlib.sha256(uploaded[0].read_bytes()).hexdigest() if uploaded else None
-            return {"log_mb": log_mb, "seconds": seconds, "base_rss_mib": base, "peak_rss_mib": peak,
+            return {"log_mb": log_mb, "seconds": seconds, "bot_cpu_s": cpu, "base_rss_mib": base, "peak_rss_mib": peak,
                     "growth_mib": peak - base, "uploaded_equals_archive": up_sha == archive_sha, **result}
         finally:
             fake.terminate()

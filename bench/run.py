@@ -100,7 +100,7 @@ def rows_logsummary(results: list[dict[str, Any]]) -> list[Row]:
 def rows_escalation(r: dict[str, Any]) -> list[Row]:
     return [(f"escalation of a {r['log_mb']} MB container log, upload included: peak RSS growth",
              f"{r['growth_mib']:.0f} MiB  ({r['proxy_log_lines']:,} lines, archive {r['archive_mib']:.0f} MiB, "
-             f"{r['seconds']:.0f} s)", "< 64 MiB", r["growth_mib"] < 64),
+             f"{r['seconds']:.0f} s, bot CPU {r['bot_cpu_s']:.0f} s)", "< 64 MiB", r["growth_mib"] < 64),
             ("escalation: bytes uploaded == archive (SHA-256)", str(r["uploaded_equals_archive"]), "True",
              bool(r["uploaded_equals_archive"]))]
 
