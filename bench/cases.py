@@ -275,6 +275,12 @@ async def _http(concurrency: int, rounds: int, profile_dir: str) -> dict[str, An
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         assert bot.stdin is not None and bot.stdout is not None
 
+        async def cpu() -> float:
+            assert bot.stdin is not None and bot.stdout is not None
+            bot.stdin.write(b"cpu\n")
+            await bot.stdin.drain()
+            return float((await bot.stdout.readline()).strip())
+
         async def idle() -> None:
             assert bot.stdin is not None and bot.stdout is not None
             bot.stdin.write(b"idle\n")
@@ -286,14 +292,22 @@ async def _http(concurrency: int, rounds: int, profile_dir: str) -> dict[str, An
             sim = SlackSim(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, fake)
             try:
                 await sim.slash("help")  # warm the connection pool and the app
-                for _ in range(rounds):
-                    async def one() -> float:
-                        t0 = time.perf_counter()
-                        reply = await sim.slash("diagnose test")
-                        assert reply.status == 200, reply
-                        return time.perf_counter() - t0
 
-                    latencies += await asyncio.gather(*(one() for _ in range(concurrency)))
+                async def one(text: str) -> float:
+                    t0 = time.perf_counter()
+                    reply = await sim.slash(text)
+                    assert reply.status == 200, reply
+                    return time.perf_counter() - t0
+
+                # the same burst of `/qcc help` (answered inside the ack, starts nothing): the
+                # HTTP path alone, side by side with the diagnose bursts below
+                help_latencies: list[float] = []
+                cpu0 = await cpu()
+                for _ in range(rounds):
+                    help_latencies += await asyncio.gather(*(one("help") for _ in range(concurrency)))
+                ack_cpu = (await cpu() - cpu0) / len(help_latencies)
+                for _ in range(rounds):
+                    latencies += await asyncio.gather(*(one("diagnose test") for _ in range(concurrency)))
                     await idle()
             finally:
                 await sim.close()
@@ -309,7 +323,9 @@ async def _http(concurrency: int, rounds: int, profile_dir: str) -> dict[str, An
     latencies.sort()
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     return {"requests": len(latencies), "concurrency": concurrency, "p50_s": statistics.median(latencies),
-            "p99_s": q[98], "max_s": latencies[-1], "slack_posts": reports, "profile": profile}
+            "p99_s": q[98], "max_s": latencies[-1], "slack_posts": reports, "profile": profile,
+            "help_p50_s": statistics.median(help_latencies), "ack_cpu_s": ack_cpu,
+            "help_p99_s": statistics.quantiles(sorted(help_latencies), n=100, method="inclusive")[98]}
 
 
 # ------------------------------------------------------------------------ log summary

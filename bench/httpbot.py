@@ -2,10 +2,11 @@
 
 ``python bench/httpbot.py API_URL STATE_DIR [PROFILE_OUT]``: the product's ``running_bot`` +
 ``start_http`` (production progress interval) over in-memory transports showing the
-``migration_failed`` host (tests/slack/scenario.py), talking to the fake Slack at
-``API_URL``. Prints the HTTP port, then reads commands on stdin: ``idle`` (answers ``idle``
-once every background task finished) and ``stop``. With ``PROFILE_OUT`` the whole serving
-time is profiled with pyinstrument and written there as text.
+``migration_failed`` host (tests/slack/scenario.py; every command answers after
+``HOST_DELAY_S``), talking to the fake Slack at ``API_URL``. Prints the HTTP port, then reads
+commands on stdin: ``idle`` (answers ``idle`` once every background task finished), ``cpu``
+(answers the process's CPU seconds) and ``stop``. With ``PROFILE_OUT`` the whole serving time
+is profiled with pyinstrument and written there as text.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -23,12 +25,18 @@ from handlers.server import running_bot, start_http  # noqa: E402
 from tests.slack.conftest import make_settings  # noqa: E402
 from tests.slack.scenario import MYSQL_PASSWORD, migration_failed  # noqa: E402
 
+HOST_DELAY_S = 0.5  # every remote command answers after this long, as on the busy host of the SSH figures
+
 
 async def serve(api_url: str, state_dir: str) -> None:
     os.environ["QCC_TEST_MYSQL_PASSWORD"] = MYSQL_PASSWORD
     settings = make_settings(api_url)
-    transports = FakeTransportProvider({"test": EnvironmentTransports("test", *migration_failed()),
-                                        "prod": EnvironmentTransports("prod", *migration_failed())})
+    envs = {}
+    for name in ("test", "prod"):
+        shell, sql = migration_failed()
+        shell.delay_s = HOST_DELAY_S
+        envs[name] = EnvironmentTransports(name, shell, sql)
+    transports = FakeTransportProvider(envs)
     async with running_bot(settings, http=True, transports=transports,
                            state_url=f"sqlite+aiosqlite:///{state_dir}/state.db") as bot:
         runner, port = await start_http(bot.app, "127.0.0.1", 0)
@@ -40,6 +48,8 @@ async def serve(api_url: str, state_dir: str) -> None:
                 if line == "idle":
                     await bot.rt.tasks.wait_idle(120)
                     print("idle", flush=True)
+                elif line == "cpu":
+                    print(f"{time.process_time():.6f}", flush=True)
                 elif line in ("stop", ""):
                     break
         finally:
