@@ -28,7 +28,7 @@ from typing import TextIO
 from rich.console import Console
 
 from bot.errors import BadCommand, BotError, ConfigError, RunbookError, UserError
-from bot.models import Diagnosis, StepResult
+from bot.models import Diagnosis, StepEvent
 
 log = logging.getLogger("qcc_bot")
 
@@ -91,8 +91,9 @@ def _print_report(diagnosis: Diagnosis, fmt: str, out: TextIO) -> None:
 
 
 def _progress_printer(err: TextIO):
-    async def on_progress(step: StepResult) -> None:
-        if step.error == "running":
+    async def on_progress(event: StepEvent) -> None:
+        step = event.result
+        if step is None:
             return
         note = f" ({step.error})" if step.error else ""
         err.write(f"  · {step.id}: {step.status.value} in {step.duration_s:.2f}s{note}\n")

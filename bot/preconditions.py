@@ -29,6 +29,7 @@ from bot.errors import TransportError
 from bot.models import Action, Diagnosis, StepStatus
 from bot.service import DiagnosisService
 from bot.transports.base import EnvironmentTransports
+from bot.runbook.steps import StepId
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 ALTER_RE = re.compile(r"ALTER\s+TABLE\s+`?(\w+)`?\s+ADD\s+(?:COLUMN\s+)?`?(\w+)`?", re.IGNORECASE)
@@ -74,7 +75,7 @@ def _diagnosed_state(ctx: FixContext) -> str | None:
     if ctx.diagnosis is None:
         return None
     for step in ctx.diagnosis.steps:
-        if step.id == "container_status" and step.status == StepStatus.OK:
+        if step.id == StepId.CONTAINER_STATUS and step.status == StepStatus.OK:
             c = _proxy(ctx, parse_docker_ps(step.output))
             return c.state if c else "missing"
     return None
@@ -104,9 +105,9 @@ async def check_add_column(ctx: FixContext) -> Check:
 async def check_container_state(ctx: FixContext) -> Check:
     """No deploy/build is running, and the proxy container is still in the state the diagnosis
     saw (and not running)."""
-    steps = {s.id: s for s in await ctx.service.run_checks(ctx.env_name, ["container_status",
-                                                                          "deploy_running"])}
-    status, deploys = steps.get("container_status"), steps.get("deploy_running")
+    steps = {s.id: s for s in await ctx.service.run_checks(ctx.env_name, [StepId.CONTAINER_STATUS,
+                                                                          StepId.DEPLOY_RUNNING])}
+    status, deploys = steps.get(StepId.CONTAINER_STATUS), steps.get(StepId.DEPLOY_RUNNING)
     if status is None or status.status != StepStatus.OK:
         why = (status.error or status.status.value) if status else "step missing"
         return Check(holds=False, detail=f"cannot read container states: {why}")
@@ -151,10 +152,10 @@ async def check_rollback(ctx: FixContext) -> Check:
 
 async def _port_state(ctx: FixContext) -> tuple[int, list[str], list[Container]]:
     port = int(ctx.action.params.get("port") or ctx.env.proxy_port)
-    steps = {s.id: s for s in await ctx.service.run_checks(ctx.env_name, ["port_listeners",
-                                                                          "port_publishers"])}
-    listeners = steps.get("port_listeners")
-    publishers = steps.get("port_publishers")
+    steps = {s.id: s for s in await ctx.service.run_checks(ctx.env_name, [StepId.PORT_LISTENERS,
+                                                                          StepId.PORT_PUBLISHERS])}
+    listeners = steps.get(StepId.PORT_LISTENERS)
+    publishers = steps.get(StepId.PORT_PUBLISHERS)
     if listeners is None or listeners.status != StepStatus.OK:
         raise TransportError("cannot read the port listeners", detail=listeners.error if listeners else None)
     holders = [f"{name}:{pid}" for lst in parse_ss_listeners(listeners.output) if lst.port == port

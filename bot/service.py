@@ -22,12 +22,13 @@ from bot.config import EnvironmentConfig, Settings, known_secrets
 from bot.diagnosis.context import AnalysisContext
 from bot.diagnosis.engine import analyze, redact_step
 from bot.diagnosis.logsummary import summarize_logs
-from bot.diagnosis.parsers import Container, parse_docker_ps
+from bot.diagnosis.parsers import Container, parse_docker_log_parts, parse_docker_ps, resolve_step_names
 from bot.diagnosis.redact import redact_text
 from bot.models import Diagnosis, LogSummary, StepResult, StepStatus
 from bot.runbook.executor import ProgressCallback, RunbookExecutor
 from bot.runbook.models import Runbook
 from bot.transports.base import TransportProvider
+from bot.runbook.steps import StepId
 
 
 class DiagnosisRun(BaseModel):
@@ -50,7 +51,7 @@ class DiagnosisService:
         self.on_step = on_step
         self.runbook = runbook
         self.transports = transports
-        self.executor = RunbookExecutor(runbook, concurrency=settings.step_concurrency)
+        self.executor = RunbookExecutor(runbook, concurrency=settings.step_concurrency, resolver=resolve_step_names)
         self.secrets = list(secrets) if secrets is not None else known_secrets(settings)
 
     def redact(self, text: str) -> str:
@@ -106,14 +107,16 @@ class DiagnosisService:
 
     async def status(self, env_name: str) -> tuple[StepResult, list[Container]]:
         """Container states of the environment's compose project (the fast check)."""
-        _, steps, _ = await self._run(env_name, only={"container_status"})
+        _, steps, _ = await self._run(env_name, only={StepId.CONTAINER_STATUS})
         step = self.redact_step(steps[0])
         return step, parse_docker_ps(step.output) if step.status == StepStatus.OK else []
 
     async def logs(self, env_name: str) -> tuple[StepResult, LogSummary | None]:
         """The proxy's latest log lines (``log_tail`` of the environment), summarized and redacted."""
-        _, steps, _ = await self._run(env_name, only={"proxy_logs"})
+        _, steps, _ = await self._run(env_name, only={StepId.PROXY_LOGS})
         step = steps[0]
         if step.status != StepStatus.OK:
             return self.redact_step(step), None
-        return self.redact_step(step), summarize_logs(step.output, extra_secrets=self.secrets)
+        reads = [r for r in parse_docker_log_parts(step.output) if r.ok]
+        text = reads[0].text if reads else step.output
+        return self.redact_step(step), summarize_logs(text, extra_secrets=self.secrets)

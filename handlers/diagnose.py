@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from bot.errors import BotError, SlackError
-from bot.models import ActionKind, StepResult, StepStatus
+from bot.models import ActionKind, StepEvent, StepPhase
 from bot.state.models import RunKind, RunStatus
 from handlers import blocks
 from handlers.parsing import SlashRequest
@@ -30,11 +30,12 @@ class ProgressTracker:
     def __init__(self, steps: list[tuple[str, str]]) -> None:
         self.rows: dict[str, list] = {sid: [sid, title, "queued", None, None] for sid, title in steps}
 
-    def record(self, step: StepResult) -> None:
-        row = self.rows.setdefault(step.id, [step.id, step.title, "queued", None, None])
-        if step.status == StepStatus.SKIPPED and step.error == "running":
-            row[2] = "running"
+    def record(self, event: StepEvent) -> None:
+        row = self.rows.setdefault(event.step_id, [event.step_id, event.title, "queued", None, None])
+        if event.result is None:
+            row[2] = event.phase.value
         else:
+            step = event.result
             row[2], row[3], row[4] = step.status.value, step.duration_s, step.error
 
     def view(self) -> list[tuple[str, str, str, float | None, str | None]]:
@@ -87,8 +88,8 @@ async def run_diagnosis(rt: Runtime, req: SlashRequest, env: str) -> None:
 
     updates = Coalescer(push, rt.progress_interval_s)
 
-    async def on_progress(step: StepResult) -> None:
-        tracker.record(step)
+    async def on_progress(event: StepEvent) -> None:
+        tracker.record(event)
         updates.poke()
 
     try:
@@ -104,7 +105,7 @@ async def run_diagnosis(rt: Runtime, req: SlashRequest, env: str) -> None:
     diagnosis = result.diagnosis
     await updates.close()
     for step in diagnosis.steps:
-        tracker.record(step)
+        tracker.record(StepEvent(step_id=step.id, title=step.title, phase=StepPhase.FINISHED, result=step))
     # Stored first: whatever Slack does next, the diagnosis is kept (and `escalate` can use it).
     await state.save_steps(run.id, "diagnosis", diagnosis.steps)
     fixes = []

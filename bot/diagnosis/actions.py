@@ -27,10 +27,11 @@ from bot.diagnosis.context import AnalysisContext
 from bot.diagnosis.facts import HEALTH_COLUMN, Facts, same_commit
 from bot.models import Action, ActionKind, Cause
 from bot.runbook.commands import render_argv
+from bot.runbook.steps import StepId
 
 ADD_COLUMN_SQL = ("ALTER TABLE nodes ADD COLUMN health_check_model VARCHAR(128) "
                   "DEFAULT 'claude-haiku-4-5-20251001' AFTER health_check_method")
-VERIFY_PROXY = ["container_status", "container_inspect", "proxy_logs", "deployed_version"]
+VERIFY_PROXY = [StepId.CONTAINER_STATUS, StepId.CONTAINER_INSPECT, StepId.PROXY_LOGS, StepId.DEPLOYED_VERSION]
 MIN_CONFIDENCE = 0.4  # causes below this get no actions
 
 _ADVICE = {
@@ -100,7 +101,7 @@ def add_column(facts: Facts, cause_id: str) -> Action | None:
         title += " (health_check_method is missing too, so without AFTER)"
     return Action(id="add_column", title=title, kind=ActionKind.SQL, commands=[sql], cause_id=cause_id,
                   precondition=f"nodes.{HEALTH_COLUMN} is still missing (information_schema.COLUMNS)",
-                  params={"table": "nodes", "column": HEALTH_COLUMN}, verify_steps=["schema_nodes"])
+                  params={"table": "nodes", "column": HEALTH_COLUMN}, verify_steps=[StepId.SCHEMA_NODES])
 
 
 def pinned_commit(facts: Facts) -> tuple[str, str] | None:
@@ -131,7 +132,7 @@ def rollback(facts: Facts, ctx: AnalysisContext, cause_id: str) -> Action | None
                   commands=[cmd],
                   cause_id=cause_id, params={"commit": sha, "head": head},
                   precondition=f"the checkout's HEAD is still {head[:12] or 'unknown'} and {sha[:12]} exists",
-                  verify_steps=["checkout_head", *VERIFY_PROXY])
+                  verify_steps=[StepId.CHECKOUT_HEAD, *VERIFY_PROXY])
 
 
 def _is_squatter(name: str, labels: dict[str, str], facts: Facts, ctx: AnalysisContext) -> bool:
@@ -153,7 +154,7 @@ def port_actions(facts: Facts, ctx: AnalysisContext, cause_id: str) -> list[Acti
     holder = "; ".join(dict.fromkeys(holders)) or "an unknown process"
     out = [Action(id="free_port", title=f"Free port {port}: held by {holder}", kind=ActionKind.ADVICE,
                   cause_id=cause_id, params={"holder": holder, "port": str(port)},
-                  verify_steps=["port_listeners", "port_publishers"])]
+                  verify_steps=[StepId.PORT_LISTENERS, StepId.PORT_PUBLISHERS])]
     for c in facts.other_publishers():
         if _is_squatter(c.name, c.labels, facts, ctx):
             out.append(Action(id="remove_squatter", title=f"Remove the stale container {c.name} holding port "
@@ -162,7 +163,7 @@ def port_actions(facts: Facts, ctx: AnalysisContext, cause_id: str) -> list[Acti
                               commands=[render_argv([ctx.docker, "rm", "-f", c.name], {})],
                               cause_id=cause_id, params={"container": c.name, "port": str(port)},
                               precondition=f"{c.name} still publishes port {port} and is not the proxy",
-                              verify_steps=["port_listeners", "port_publishers", "container_status"]))
+                              verify_steps=[StepId.PORT_LISTENERS, StepId.PORT_PUBLISHERS, StepId.CONTAINER_STATUS]))
             break
     return out
 
@@ -205,7 +206,7 @@ def _for_cause(cause: Cause, facts: Facts, ctx: AnalysisContext) -> list[Action 
 
 
 def _advice(action_id: str, cause_id: str) -> Action:
-    verify = ["proxy_logs", "grep_health_scheduler"] if "health" in action_id else ["proxy_logs"]
+    verify = [StepId.PROXY_LOGS, StepId.GREP_HEALTH_SCHEDULER] if "health" in action_id else [StepId.PROXY_LOGS]
     return Action(id=action_id, title=_ADVICE[action_id], kind=ActionKind.ADVICE, cause_id=cause_id,
                   verify_steps=verify)
 

@@ -18,6 +18,7 @@ import re
 from bot.diagnosis.evidence import Finding, finding, following, phase_note, q, status_row
 from bot.diagnosis.facts import HEALTH_COLUMN, Facts
 from bot.diagnosis.logscan import CLASS_TO_CAUSE
+from bot.runbook.steps import StepId
 
 _UNKNOWN_COL_RE = re.compile(r"Unknown column '([^']+)'")
 _DUP_COL_RE = re.compile(r"Duplicate column name '([^']+)'")
@@ -258,7 +259,7 @@ def exit_without_crash(f: Facts) -> Finding | None:
         return None
     last = f.log[-1] if f.log else None
     if code == 2 and not f.find_lines(r"^(panic: |fatal error: )"):
-        looked = f.ok("grep_panic") or f.ok("proxy_logs")
+        looked = f.ok(StepId.GREP_PANIC) or f.ok(StepId.PROXY_LOGS)
         return finding("unknown", "Stopped, not crashed: exit 2 with no panic in the log (a plain docker "
                                   "stop)",
                        0.6 if looked else 0.35,
@@ -270,14 +271,14 @@ def exit_without_crash(f: Facts) -> Finding | None:
                        "with exit 2; nothing in the log shows a crash. Find who stopped it, then start it "
                        "again.")
     if code == 137 and not _memory_evidence(f):
-        checked = [s for s in ("host_memory", "kernel_oom", "container_inspect") if f.ok(s)]
-        thin = [s for s in ("host_memory", "kernel_oom", "container_inspect") if not f.ok(s)]
+        checked = [s for s in (StepId.HOST_MEMORY, StepId.KERNEL_OOM, StepId.CONTAINER_INSPECT) if f.ok(s)]
+        thin = [s for s in (StepId.HOST_MEMORY, StepId.KERNEL_OOM, StepId.CONTAINER_INSPECT) if not f.ok(s)]
         ev = [*status_row(f)]
         if f.proxy_state is not None:
             ev.append(f"docker inspect {f.proxy_state.name}: State.OOMKilled=false")
         if f.memory is not None:
             ev.append(f"free -m: {f.memory.raw}")
-        if f.ok("kernel_oom"):
+        if f.ok(StepId.KERNEL_OOM):
             ev.append("kernel_oom: no OOM-killer lines")
         detail = "Exit 137 is SIGKILL: the OOM killer or a `docker kill` (or a stop that timed out). " \
                  f"Checked without memory evidence: {', '.join(checked) or 'nothing'}."

@@ -27,6 +27,7 @@ from bot.diagnosis.logsummary import summarize_logs
 from bot.diagnosis.redact import redact_text
 from bot.diagnosis.rules import RULES
 from bot.models import Action, Cause, Diagnosis, StepResult
+from bot.runbook.steps import StepId
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,12 @@ def run_rules(facts: Facts) -> list[tuple[int, Finding]]:
 
 def _host_unreachable(facts: Facts) -> Cause | None:
     """``unknown`` saying the host itself could not be reached, when no SSH step ran at all."""
-    status = facts.availability("container_status")
-    shell_steps = [a for sid, a in facts.steps.items() if sid != "schema_nodes"]
+    status = facts.availability(StepId.CONTAINER_STATUS)
+    shell_steps = [a for sid, a in facts.steps.items() if sid != StepId.SCHEMA_NODES]
     if status.status != "error" or not shell_steps or any(a.ok or a.status == "failed" for a in shell_steps):
         return None
     return finding("unknown", "The host could not be reached over SSH: nothing on it was checked", 0.2,
-                   [status.describe("container_status")],
+                   [status.describe(StepId.CONTAINER_STATUS)],
                    "`ssh` to the host (same user, key and known_hosts as the bot) runs `true` successfully",
                    "Every step on the host failed before it ran, so there is no evidence about the proxy "
                    "yet. Fix the SSH access named in the evidence (address, key, host key), then re-run.")
@@ -68,13 +69,14 @@ def unknown_cause(facts: Facts) -> Cause:
         return unreachable
     missing = []
     if facts.containers is None and facts.inspect is None:
-        why = "; ".join(facts.missing("container_status", "container_inspect"))
+        why = "; ".join(facts.missing(StepId.CONTAINER_STATUS, StepId.CONTAINER_INSPECT))
         missing.append(f"the container status ({why})")
     elif facts.proxy is None and facts.proxy_state is None:
         missing.append("a proxy container")
     if facts.logs_empty:
-        missing.append("proxy log lines (" + ("empty" if facts.ok("proxy_logs") else
-                                              facts.availability("proxy_logs").describe("proxy_logs")) + ")")
+        missing.append("proxy log lines (" + ("empty" if facts.ok(StepId.PROXY_LOGS) else
+                                              facts.availability(StepId.PROXY_LOGS).describe(StepId.PROXY_LOGS))
+                       + ")")
     failed = [a.describe(s) for s, a in facts.steps.items() if not a.ok]
     evidence = [*([facts.proxy_row] if facts.proxy_row else []), *failed[:6]]
     run = facts.run
@@ -168,8 +170,7 @@ def analyze(steps: list[StepResult], ctx: AnalysisContext, *, started_at: dateti
     except Exception:  # noqa: BLE001
         log.exception("building actions failed")
         actions = []
-    logs = next((s for s in steps if s.id == "proxy_logs" and s.output), None)
-    summary = summarize_logs(logs.output, extra_secrets=extra_secrets) if logs is not None else None
+    summary = summarize_logs(facts.log_text, extra_secrets=extra_secrets) if facts.log_text else None
     clean_steps, redacted = [], 0
     for s in steps:
         cs, n = redact_step(s, extra_secrets)

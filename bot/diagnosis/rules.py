@@ -17,6 +17,7 @@ from __future__ import annotations
 from bot.diagnosis import crashrules
 from bot.diagnosis.evidence import Finding, Rule, finding, q, status_row
 from bot.diagnosis.facts import Facts
+from bot.runbook.steps import StepId
 
 DEPLOY_WAIT_S = 60  # deploy-server.sh polls http://127.0.0.1:<port>/ 12 x 5 s
 
@@ -26,10 +27,10 @@ def docker_unresponsive(f: Facts) -> Finding | None:
     if f.docker_errors:
         conf, ev = 0.92, f.docker_errors[:3]
     elif f.docker_timeouts:
-        if f.ok("container_status"):
+        if f.ok(StepId.CONTAINER_STATUS):
             conf = 0.3  # `docker ps` answered: slow, not down
         else:
-            conf = 0.55 + 0.1 * min(len(f.docker_timeouts) - 1, 2) + (0.05 if f.ok("host_memory") else 0.0)
+            conf = 0.55 + 0.1 * min(len(f.docker_timeouts) - 1, 2) + (0.05 if f.ok(StepId.HOST_MEMORY) else 0.0)
         ev = f.docker_timeouts[:3]
     else:
         return None
@@ -71,7 +72,7 @@ def container_missing(f: Facts) -> Finding | None:
     others = [c.row for c in f.containers][:3]
     ev = [f"docker ps -a --filter label=com.docker.compose.project={f.ctx.compose_project}: "
           f"no {f.ctx.proxy_service} container" + ("" if others else " (no containers at all)"), *others]
-    deploy_known = f.ok("deploy_running")
+    deploy_known = f.ok(StepId.DEPLOY_RUNNING)
     detail = "The proxy container does not exist (removed, or never created by compose)."
     if not deploy_known:
         detail += " The deploy check gave no evidence, so a deploy in progress is not ruled out."
@@ -158,7 +159,7 @@ def startup_health_check_overload(f: Facts) -> Finding | None:
         ev.append(f"docker stats: {f.proxy_stats.raw}")
     kernel = [e for e in f.oom or [] if e.kind != "invoked"]
     if kernel:
-        kinds.append("kernel_oom")
+        kinds.append(StepId.KERNEL_OOM)
         ev.append(kernel[0].raw)
     if hs.total_nodes and len(hs.threshold_nodes) >= hs.total_nodes and hs.killed:
         kinds.append("all_nodes_failed")
