@@ -274,12 +274,14 @@ def _text(step: StepResult) -> str:
     return "\n".join(x for x in (step.output, step.stderr, step.error or "") if x)
 
 
-def collect_facts(steps: list[StepResult], ctx: AnalysisContext, runbook: Runbook | None = None) -> Facts:
+def collect_facts(steps: list[StepResult], ctx: AnalysisContext, runbook: Runbook | None = None, *,
+                  strict: bool = False) -> Facts:
     """Parse every step into :class:`Facts`, as the runbook says. Never raises on odd output.
 
     One loop: each step (or part) of ``runbook`` (default: the packaged one) whose result is
     ``ok`` is read by its registered ``parser`` into its ``fact`` field (a ``dict`` field
     collects one entry per step id); then :func:`_derive` picks the proxy, its log and state.
+    A parser that raises is logged and its fact left unset (``strict``: the error propagates).
     """
     runbook = runbook or default_runbook()
     by_id = {s.id: s for s in steps}
@@ -296,7 +298,9 @@ def collect_facts(steps: list[StepResult], ctx: AnalysisContext, runbook: Runboo
             try:
                 value = parser(result.output, year=ctx.captured_at.year) if _takes_year(parser) \
                     else parser(result.output)
-            except Exception:  # noqa: BLE001 - parsers never raise; one odd output must not lose the rest
+            except Exception:  # parsers never raise; one odd output must not lose the rest
+                if strict:
+                    raise
                 log.exception("parser %s failed on step %s", parser_name, step_id)
                 continue
             current = getattr(f, fact)
