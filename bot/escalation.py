@@ -37,9 +37,9 @@ from bot.diagnosis.parsers import resolve_container
 from bot.diagnosis.redact import redact_text
 from bot.errors import BotError
 from bot.models import Diagnosis, StepStatus
+from bot.runbook.steps import StepId
 from bot.service import DiagnosisService
 from bot.transports.base import CommandRunner, TransportProvider
-from bot.runbook.steps import StepId
 
 RESOURCE_STEPS = [StepId.RESOURCE_USAGE, StepId.HOST_MEMORY, StepId.HOST_DISK, StepId.HOST_PROCESSES]
 CHUNK_LINES = 20000

@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+
 class CauseId(StrEnum):
     """The fixed vocabulary of causes a rule may name (``finding()`` takes one)."""
 

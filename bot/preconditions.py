@@ -7,7 +7,7 @@ Each check observes the environment *now* and answers two questions:
   pinned commit? port still held?)
 * ``fixed`` — is the state the fix aims for already there? Used after the fix to verify it.
 
-``CHECKS`` maps an action id to its check. An action without a check never runs (fails
+The fix registry (``bot.fixes.FIXES``) maps an action id to its check. An action without a check never runs (fails
 closed). Checks use the runbook's own steps and parsers where they exist.
 """
 
@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from bot.config import EnvironmentConfig
 from bot.diagnosis.context import AnalysisContext
@@ -27,9 +27,9 @@ from bot.diagnosis.hostparse import parse_deploy_procs, parse_schema_columns, pa
 from bot.diagnosis.parsers import Container, parse_docker_ps, pick_container
 from bot.errors import TransportError
 from bot.models import Action, Diagnosis, StepStatus
+from bot.runbook.steps import StepId
 from bot.service import DiagnosisService
 from bot.transports.base import EnvironmentTransports
-from bot.runbook.steps import StepId
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 ALTER_RE = re.compile(r"ALTER\s+TABLE\s+`?(\w+)`?\s+ADD\s+(?:COLUMN\s+)?`?(\w+)`?", re.IGNORECASE)
@@ -187,21 +187,21 @@ async def check_port_holder(ctx: FixContext) -> Check:
     return Check(holds=True, detail=f"port {port} is held by {', '.join(holders) or squatters[0].name}")
 
 
-CHECKS: dict[str, Checker] = {
-    "add_column": check_add_column,
-    "restart_proxy": check_container_state,
-    "rollback": check_rollback,
-    "free_port": check_port_holder,
-    "remove_squatter": check_port_holder,
-}
-
-
 async def check_precondition(ctx: FixContext) -> Check:
-    """Run the action's check; unknown actions and unreadable state never allow a run."""
-    checker = CHECKS.get(ctx.action.id)
-    if checker is None:
+    """Run the action's check from the fix registry (``bot.fixes.FIXES``); unknown actions,
+    params that do not fit the fix's params model and unreadable state never allow a run."""
+    from bot.fixes import fix_for  # the registry imports the checks of this module
+
+    fix = fix_for(ctx.action.id)
+    if fix is None or fix.check is None:
         return Check(holds=False,
                      detail=f"no precondition check is defined for fix {ctx.action.id!r}; not run")
+    try:
+        fix.params.model_validate(ctx.action.params)
+    except ValidationError as exc:
+        return Check(holds=False, detail=f"the fix's params do not fit {fix.params.__name__}: "
+                                         f"{exc.errors()[0]['msg']}; not run")
+    checker = fix.check
     try:
         return await checker(ctx)
     except TransportError as exc:

@@ -27,8 +27,8 @@ from bot.diagnosis.redact import redact_text
 from bot.models import Diagnosis, LogSummary, StepResult, StepStatus
 from bot.runbook.executor import ProgressCallback, RunbookExecutor
 from bot.runbook.models import Runbook
-from bot.transports.base import TransportProvider
 from bot.runbook.steps import StepId
+from bot.transports.base import TransportProvider
 
 
 class DiagnosisRun(BaseModel):

@@ -18,8 +18,8 @@ import re
 from bot.diagnosis.evidence import Finding, finding, following, phase_note, q, status_row
 from bot.diagnosis.facts import HEALTH_COLUMN, Facts
 from bot.diagnosis.logscan import CLASS_TO_CAUSE
-from bot.runbook.steps import StepId
 from bot.models import CauseId
+from bot.runbook.steps import StepId
 
 _UNKNOWN_COL_RE = re.compile(r"Unknown column '([^']+)'")
 _DUP_COL_RE = re.compile(r"Duplicate column name '([^']+)'")

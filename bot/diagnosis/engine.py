@@ -26,7 +26,7 @@ from bot.diagnosis.logscan import CLASS_TO_CAUSE
 from bot.diagnosis.logsummary import summarize_logs
 from bot.diagnosis.redact import redact_text
 from bot.diagnosis.rules import RULES
-from bot.models import CauseId, Action, Cause, Diagnosis, StepResult
+from bot.models import Action, Cause, CauseId, Diagnosis, StepResult
 from bot.runbook.steps import StepId
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from bot.diagnosis import hostparse as hp
 from bot.diagnosis.context import AnalysisContext
-from bot.diagnosis.logparse import LogLine, OomEvent, parse_docker_logs, parse_kernel_oom
+from bot.diagnosis.logparse import LogLine, OomEvent
 from bot.diagnosis.logscan import HealthSignals, RunInfo, health_signals, scan_run, split_runs
 from bot.diagnosis.parsers import (
     PARSERS,

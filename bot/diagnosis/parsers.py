@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
+from bot.config import EnvironmentConfig
 from bot.diagnosis import hostparse, logparse
 from bot.diagnosis.textutil import ANSI_RE, clean_text, parse_time
-from bot.config import EnvironmentConfig
 from bot.models import StepResult, StepStatus
 from bot.runbook.sections import has_sections, split_sections
 from bot.runbook.steps import StepId

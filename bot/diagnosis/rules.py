@@ -17,8 +17,8 @@ from __future__ import annotations
 from bot.diagnosis import crashrules
 from bot.diagnosis.evidence import Finding, Rule, finding, q, status_row
 from bot.diagnosis.facts import Facts
-from bot.runbook.steps import StepId
 from bot.models import CauseId
+from bot.runbook.steps import StepId
 
 DEPLOY_WAIT_S = 60  # deploy-server.sh polls http://127.0.0.1:<port>/ 12 x 5 s
 

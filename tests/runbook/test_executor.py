@@ -6,8 +6,8 @@ import asyncio
 import json
 
 from bot.config import load_settings
-from bot.errors import CommandTimeout, SSHUnreachable
 from bot.diagnosis.parsers import resolve_step_names
+from bot.errors import CommandTimeout, SSHUnreachable
 from bot.models import CommandResult, StepEvent, StepPhase, StepStatus
 from bot.runbook.executor import RunbookExecutor
 from bot.runbook.loader import load_runbook

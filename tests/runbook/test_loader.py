@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
+
+import pytest
 
 from bot.errors import RunbookError
 from bot.runbook.loader import DEFAULT_RUNBOOK, fits, load_runbook, parse_runbook
@@ -47,7 +47,8 @@ GOOD_STEP = ("  - {id: a_step, title: A, transport: ssh, script: 'echo hi', time
          " parser: docker_ps}\n", "unknown variables: evil"),
         ("name: x\nsteps:\n  - {id: s1, title: T, transport: ssh, script: ls, timeout_s: 0, parser: docker_ps}\n",
          "steps.0.timeout_s"),
-        ("name: x\nsteps:\n  - {id: s1, title: T, transport: ssh, script: ls, timeout_s: 5, parser: nope, fact: containers}\n",
+        ("name: x\nsteps:\n  - {id: s1, title: T, transport: ssh, script: ls, timeout_s: 5, parser: nope,"
+         " fact: containers}\n",
          "unknown parser 'nope'"),
         ("name: x\nsteps:\n  - {id: S!, title: T, transport: ssh, script: ls, timeout_s: 5, parser: docker_ps,"
          " extra: 1}\n", "steps.0.extra"),
