@@ -12,7 +12,7 @@ is analyzed, shown or saved.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
@@ -24,7 +24,7 @@ from bot.diagnosis.engine import analyze, redact_step
 from bot.diagnosis.logsummary import summarize_logs
 from bot.diagnosis.parsers import Container, parse_docker_log_parts, parse_docker_ps, resolve_step_names
 from bot.diagnosis.redact import redact_text
-from bot.models import Diagnosis, LogSummary, StepResult, StepStatus
+from bot.models import Diagnosis, LogSummary, StepEvent, StepResult, StepStatus
 from bot.runbook.executor import ProgressCallback, RunbookExecutor
 from bot.runbook.models import Runbook
 from bot.runbook.steps import StepId
@@ -72,9 +72,11 @@ class DiagnosisService:
         env = self.settings.environment(env_name)
         transports = await self.transports.get(env_name)
 
-        async def progress(result: StepResult) -> None:
+        async def progress(event: StepEvent) -> None:
             if on_progress is not None:
-                await on_progress(self.redact_step(result))
+                if event.result is not None:
+                    event = event.model_copy(update={"result": self.redact_step(event.result)})
+                await on_progress(event)
 
         steps, names = await self.executor.run(env_name, env, transports, on_progress=progress, only=only)
         if self.on_step is not None:
@@ -85,9 +87,10 @@ class DiagnosisService:
     async def diagnose(self, env_name: str, *, on_progress: ProgressCallback | None = None) -> DiagnosisRun:
         """Run every step concurrently and analyze the results.
 
-        ``on_progress`` is awaited as each step starts (status ``skipped`` with error
-        ``"running"``) and ends. Raises :class:`bot.errors.UnknownEnvironment`; transport
-        failures become per-step errors, never an exception.
+        ``on_progress`` is awaited with a :class:`StepEvent` as each step is queued, starts and
+        finishes (the finished event carries the redacted result). Raises
+        :class:`bot.errors.UnknownEnvironment`; transport failures become per-step errors, never
+        an exception.
         """
         started = datetime.now(UTC)
         t0 = time.monotonic()
@@ -100,7 +103,7 @@ class DiagnosisService:
                         steps=diagnosis.steps, redacted_lines=diagnosis.redacted_lines)
         return DiagnosisRun(diagnosis=diagnosis, bundle=bundle)
 
-    async def run_checks(self, env_name: str, step_ids: list[str]) -> list[StepResult]:
+    async def run_checks(self, env_name: str, step_ids: Sequence[str]) -> list[StepResult]:
         """Re-run only ``step_ids`` (unknown ids are ignored); results in runbook order."""
         _, steps, _ = await self._run(env_name, only=set(step_ids))
         return [self.redact_step(s) for s in steps]

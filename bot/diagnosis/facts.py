@@ -399,9 +399,9 @@ def _docker_health(f: Facts, by_id: dict[str, StepResult]) -> None:
                 if DAEMON_RE.search(line) and "permission denied" not in line:
                     f.docker_errors.append(f"{step_id}: {line.strip()}")
                     break
-    for step_id, text in f.texts.items():
+    for sid, text in f.texts.items():
         for line in text.split("\n"):
-            if NO_SPACE_RE.search(line) and step_id != StepId.HOST_DISK:
+            if NO_SPACE_RE.search(line) and sid != StepId.HOST_DISK:
                 f.no_space.append(line.strip())
     for st in f.inspect or []:
         if NO_SPACE_RE.search(st.error):

@@ -31,7 +31,7 @@ def split_sections(text: str) -> dict[str, tuple[str, int | None]]:
             if current is not None:
                 out[current] = ("\n".join(lines), None)
             current, lines = m.group(1), []
-        elif (m := _END_RE.match(line)) and current == m.group(1):
+        elif current is not None and (m := _END_RE.match(line)) and current == m.group(1):
             body = "\n".join(lines).rstrip("\n")  # the script prints a newline before the end marker
             out[current] = (body + "\n" if body else "", int(m.group(2)))
             current, lines = None, []

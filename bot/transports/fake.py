@@ -114,30 +114,6 @@ class FakeSqlRunner:
     async def aclose(self) -> None:
         self.closed = True
 
-    async def _parts(self, command: str) -> CommandResult:
-        script = shlex.split(command)[-1]
-        bodies = dict(_FUNC_RE.findall(script))
-        out = []
-        for part_id, call in _PART_RE.findall(script):
-            name = call.split()[0]
-            text = bodies.get(name, call) if name in bodies and name != "part" else call
-            resp = next((r for key, r in self.responses.items() if key in text), None)
-            if isinstance(resp, BaseException):
-                raise resp
-            if resp is None:
-                res = CommandResult(command=text, exit_status=127, stderr="fake: no response")
-            elif isinstance(resp, str):
-                res = CommandResult(command=text, exit_status=0, stdout=resp)
-            else:
-                res = resp
-            body = res.stdout if res.stdout.endswith("\n") or not res.stdout else res.stdout + "\n"
-            out.append(f"@@qcc-begin {part_id}\n{body}@@qcc-end {part_id} rc={res.exit_status}\n")
-        return CommandResult(command=command, exit_status=0, stdout="".join(out))
-
-
-_PART_RE = re.compile(r"(?:^|;)\s*part (\w+) ([^;]+)")
-_FUNC_RE = re.compile(r"(\w+)\(\) \{ (.*?) \};", re.S)
-
 
 class FakeTransportProvider:
     """A :class:`~bot.transports.base.TransportProvider` over fixed fakes per environment."""
