@@ -105,7 +105,8 @@ async def run_diagnosis(rt: Runtime, req: SlashRequest, env: str) -> None:
     diagnosis = result.diagnosis
     await updates.close()
     for step in diagnosis.steps:
-        tracker.record(StepEvent(step_id=step.id, title=step.title, phase=StepPhase.FINISHED, result=step))
+        if step.id in tracker.rows:  # parts of a multi-part step are shown by their step's row
+            tracker.record(StepEvent(step_id=step.id, title=step.title, phase=StepPhase.FINISHED, result=step))
     # Stored first: whatever Slack does next, the diagnosis is kept (and `escalate` can use it).
     await state.save_steps(run.id, "diagnosis", diagnosis.steps)
     fixes = []
