@@ -94,6 +94,25 @@ class StepResult(BaseModel):
     command: str | None = None  # rendered command (no secrets: passwords never go on a command line)
 
 
+class StepPhase(StrEnum):
+    """Where a step is in its run: waiting for a slot, running, or done (see :class:`StepEvent`)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+class StepEvent(BaseModel):
+    """One progress event of a runbook step; ``result`` is set exactly when ``phase`` is FINISHED."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step_id: str
+    title: str
+    phase: StepPhase
+    result: StepResult | None = None  # set when FINISHED
+
+
 class Cause(BaseModel):
     """A likely cause with the evidence that supports it.
 

@@ -12,7 +12,7 @@ is analyzed, shown or saved.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
@@ -24,10 +24,28 @@ from bot.diagnosis.engine import analyze, redact_step
 from bot.diagnosis.logsummary import summarize_logs
 from bot.diagnosis.parsers import Container, parse_docker_ps
 from bot.diagnosis.redact import redact_text
-from bot.models import Diagnosis, LogSummary, StepResult, StepStatus
-from bot.runbook.executor import ProgressCallback, RunbookExecutor
+from bot.models import Diagnosis, LogSummary, StepEvent, StepPhase, StepResult, StepStatus
+from bot.runbook.executor import RunbookExecutor
 from bot.runbook.models import Runbook
 from bot.transports.base import TransportProvider
+
+EventCallback = Callable[[StepEvent], Awaitable[None]]
+"""What :meth:`DiagnosisService.diagnose` reports progress to: one redacted :class:`StepEvent` per
+phase change of a step (queued -> running -> finished, ``result`` set when finished)."""
+
+
+def as_event(item: StepResult | StepEvent) -> StepEvent:
+    """The :class:`StepEvent` for what the executor reported.
+
+    The executor reports :class:`StepEvent` (``core-shape``); a plain :class:`StepResult` (the
+    older executor: ``skipped`` with error ``"running"`` meant "started") is translated so
+    consumers only ever see events.
+    """
+    if isinstance(item, StepEvent):
+        return item
+    if item.status == StepStatus.SKIPPED and item.error == "running":
+        return StepEvent(step_id=item.id, title=item.title, phase=StepPhase.RUNNING)
+    return StepEvent(step_id=item.id, title=item.title, phase=StepPhase.FINISHED, result=item)
 
 
 class DiagnosisRun(BaseModel):
@@ -61,7 +79,7 @@ class DiagnosisService:
         """``step`` with its output, stderr, error and command redacted."""
         return redact_step(step, self.secrets)[0]
 
-    async def _run(self, env_name: str, *, on_progress: ProgressCallback | None = None,
+    async def _run(self, env_name: str, *, on_progress: EventCallback | None = None,
                    only: set[str] | None = None
                    ) -> tuple[EnvironmentConfig, list[StepResult], dict[str, str]]:
         """Run steps; returns the environment, the RAW step results and resolved names.
@@ -71,9 +89,12 @@ class DiagnosisService:
         env = self.settings.environment(env_name)
         transports = await self.transports.get(env_name)
 
-        async def progress(result: StepResult) -> None:
+        async def progress(item: StepResult | StepEvent) -> None:
             if on_progress is not None:
-                await on_progress(self.redact_step(result))
+                event = as_event(item)
+                if event.result is not None:
+                    event = event.model_copy(update={"result": self.redact_step(event.result)})
+                await on_progress(event)
 
         steps, names = await self.executor.run(env_name, env, transports, on_progress=progress, only=only)
         if self.on_step is not None:
@@ -81,11 +102,11 @@ class DiagnosisService:
                 self.on_step(step)
         return env, steps, names
 
-    async def diagnose(self, env_name: str, *, on_progress: ProgressCallback | None = None) -> DiagnosisRun:
+    async def diagnose(self, env_name: str, *, on_progress: EventCallback | None = None) -> DiagnosisRun:
         """Run every step concurrently and analyze the results.
 
-        ``on_progress`` is awaited as each step starts (status ``skipped`` with error
-        ``"running"``) and ends. Raises :class:`bot.errors.UnknownEnvironment`; transport
+        ``on_progress`` is awaited with a :class:`StepEvent` as each step changes phase
+        (finished events carry the redacted result). Raises :class:`bot.errors.UnknownEnvironment`; transport
         failures become per-step errors, never an exception.
         """
         started = datetime.now(UTC)
