@@ -13,9 +13,12 @@
    same proposal (:meth:`bot.state.store.StateStore.approve_at_terminal`), then run and verify
    it with :meth:`bot.fixes.FixRunner.execute`, exactly as an approval click does.
 
-The actor in the audit log is ``cli:<OS user>``. Exit codes: 0 the fix succeeded, or nothing
-was asked to run, or it was already handled; 1 not confirmed, precondition not met, or the fix
-failed; 2 refused (policy, open elsewhere, unknown action).
+The actor in the audit log is ``cli:<OS user>``; an attempt that runs nothing writes a
+``terminal_fix_refused`` row (already handled, denied, precondition, not confirmed).
+
+Exit codes: 0 the fix succeeded, or nothing was asked to run, or it was already handled;
+1 not confirmed, precondition not met, or the fix failed; 2 refused (policy, open elsewhere,
+unknown action).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import TextIO
 from rich.console import Console
 
 from bot.app import Services
-from bot.errors import BadCommand
+from bot.errors import ApprovalAlreadyHandled, BadCommand, NotAuthorized
 from bot.incidents import Origin, OriginKind, RecordedDiagnosis
 from bot.report.fixview import (
     render_already_handled,
@@ -104,11 +107,22 @@ async def terminal_fix(services: Services, env: str, *, action: str | None, fres
         render_fix_list(recorded, console)
         return 0
     proposal = pick_proposal(recorded, action)
+
+    async def refused(result: str, detail: str) -> None:
+        """Every terminal attempt leaves an audit row, also when nothing ran."""
+        await services.state.audit(actor, "terminal_fix_refused", environment=env, subject=proposal.id,
+                                   result=result, detail=f"{proposal.action.id}: {detail}")
+
     done = await services.state.proposal_done(proposal.id)
     if done is not None:
         render_already_handled(done, console)
+        await refused("already handled", f"approval {done.id} succeeded")
         return 0
-    services.incidents.check_terminal_allowed(env)
+    try:
+        services.incidents.check_terminal_allowed(env)
+    except NotAuthorized as exc:
+        await refused("denied", str(exc))
+        raise
     cfg = services.settings.environment(env)
     at("confirm")
     render_plan(proposal.action, env, console, production=cfg.production)
@@ -116,15 +130,22 @@ async def terminal_fix(services: Services, env: str, *, action: str | None, fres
     if not check.holds:
         if check.fixed:
             console.print(f"already handled: {check.detail}; nothing to run")
+            await refused("already handled", check.detail)
             return 0
         console.print(f"precondition not met: {check.detail}; nothing ran")
+        await refused("precondition", check.detail)
         return 1
     console.print(f"precondition holds: {check.detail}")
     typed = await confirm(f"type the environment name ({env}) to run this fix, anything else cancels: ")
     if typed != env:
         console.print("not confirmed: nothing ran")
+        await refused("not confirmed", "the typed name did not match")
         return 1
-    approval = await services.incidents.approve_at_terminal(proposal, actor)
+    try:
+        approval = await services.incidents.approve_at_terminal(proposal, actor)
+    except ApprovalAlreadyHandled as exc:
+        await refused("already handled", str(exc))
+        raise
     at("fix")
     console.print(f"approved by {actor} (approval {approval.id[:8]}); running...")
     outcome = await services.fixes.execute(approval.id, actor=actor)

@@ -101,10 +101,14 @@ async def test_cancelled_diagnosis_ends_its_run_interrupted(services, fakes):
     """A diagnosis cancelled mid-run (shutdown) leaves its run `interrupted`, not `running`."""
     shell, _ = fakes
     shell.delay_s = 30
-    task = asyncio.create_task(services.incidents.diagnose("test", actor="U", origin=CLI))
-    while not await services.state.list_audit(10):
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)
+    started = asyncio.Event()
+
+    async def on_progress(event: StepEvent) -> None:
+        if event.phase == StepPhase.RUNNING:
+            started.set()
+
+    task = asyncio.create_task(services.incidents.diagnose("test", actor="U", origin=CLI, on_progress=on_progress))
+    await started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
