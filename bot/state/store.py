@@ -455,14 +455,17 @@ class StateStore:
             async with self.engine.connect() as conn:
                 row = (await conn.execute(select(m.approvals).where(
                     m.approvals.c.active_key == prop.id))).first()
-            where = "in a Slack thread" if row is not None and row.channel else "elsewhere"
             who = (row.decided_by or row.requested_by) if row is not None else None
-            state = f" ({row.status})" if row is not None else ""
-            raise ApprovalAlreadyHandled(f"an approval for this fix is already open {where}{state}",
+            if row is None:
+                where = "elsewhere"
+            else:  # an approval without a Slack thread was opened by `qcc-bot fix`
+                where = f"in a Slack thread ({row.status})" if row.channel else f"from a terminal ({row.status}, {who})"
+            raise ApprovalAlreadyHandled(f"an approval for this fix is already open {where}",
                                          handled_by=who) from None
         if res.rowcount != 1:
             prior = await self.proposal_done(prop.id)
-            raise ApprovalAlreadyHandled("already handled: this fix already ran and succeeded",
+            how = f" (approved by {prior.decided_by} from a terminal)" if prior and not prior.channel else ""
+            raise ApprovalAlreadyHandled(f"already handled: this fix already ran and succeeded{how}",
                                          handled_by=prior.decided_by if prior else None)
         approval = await self.get_approval(approval_id)
         if approved:
