@@ -27,12 +27,15 @@ import logging
 import sys
 import uuid
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 
 from bot.errors import BadCommand, BotError, ConfigError, RunbookError, UserError
 from bot.models import Diagnosis
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 log = logging.getLogger("qcc_bot")
 
@@ -151,7 +154,7 @@ def _save_bundle_after_report(target: str | None, bundle, err: TextIO) -> int:  
     return 0
 
 
-def _usable_settings(args: argparse.Namespace):  # noqa: ANN202 - Settings, imported lazily
+def _usable_settings(args: argparse.Namespace) -> Settings:
     """Settings with ``args.env`` picked and checked before any connection."""
     from bot.config import check_environment_files, load_settings
 

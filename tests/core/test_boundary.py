@@ -56,3 +56,16 @@ def test_bot_never_imports_the_slack_layer() -> None:
 def test_the_guard_sees_each_kind_of_import(source: str, bad: bool) -> None:
     """The checker itself can fail: top-level, lazy and importlib imports of the Slack layer are seen."""
     assert any(forbidden(m) for _, m in imported_modules(ast.parse(source))) is bad
+
+
+def test_services_are_typed() -> None:
+    """The composition root hands out concrete services: no ``Any`` and nothing optional in ``Services``."""
+    import typing
+
+    from bot.app import Services
+
+    hints = typing.get_type_hints(Services)
+    assert {"state", "fixes", "incidents", "diagnosis", "metrics"} <= set(hints)
+    for name, hint in hints.items():
+        assert hint is not typing.Any, name
+        assert type(None) not in typing.get_args(hint), f"{name} is optional"
