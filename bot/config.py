@@ -102,6 +102,8 @@ class ApprovalPolicy(_Strict):
     approver_usergroup: str | None = None  # Slack user group id (checked with usergroups.users.list)
     allow_self_approval: bool = True
     expiry_s: int = Field(900, ge=30, le=86400)
+    # `qcc-bot fix` in a terminal (typed confirmation, no Slack approver): refused in production unless True.
+    allow_terminal_fixes: bool = False
 
 
 class EnvironmentConfig(_Strict):

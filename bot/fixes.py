@@ -154,6 +154,17 @@ class FixRunner:
         await self._finish(run_id, approval_id, actor, outcome.status, outcome.summary)
         return outcome
 
+    async def precheck(self, env_name: str, action: Action, diagnosis_run_id: str) -> Check:
+        """The precondition check of ``action`` now, as :meth:`execute` will re-run it (read-only;
+        for a front end to show before asking for confirmation)."""
+        diag_run = await self.state.get_run(diagnosis_run_id)
+        transports = await self.transports.get(env_name)
+        ctx = FixContext(env_name=env_name, env=self.settings.environment(env_name), action=action,
+                         transports=transports, service=self.diagnosis, diagnosis=diag_run.diagnosis(),
+                         analysis=(Bundle.model_validate_json(diag_run.bundle_json).context
+                                   if diag_run.bundle_json else None))
+        return await check_precondition(ctx)
+
     async def _finish(self, run_id: str, approval_id: str, actor: str, status: ApprovalStatus,
                       summary: str) -> None:
         run_status = {ApprovalStatus.SUCCEEDED: RunStatus.SUCCEEDED,

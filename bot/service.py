@@ -12,7 +12,7 @@ is analyzed, shown or saved.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
@@ -25,10 +25,14 @@ from bot.diagnosis.logsummary import summarize_logs
 from bot.diagnosis.parsers import Container, parse_docker_log_parts, parse_docker_ps, resolve_step_names
 from bot.diagnosis.redact import redact_text
 from bot.models import Diagnosis, LogSummary, StepEvent, StepResult, StepStatus
-from bot.runbook.executor import ProgressCallback, RunbookExecutor
+from bot.runbook.executor import RunbookExecutor
 from bot.runbook.models import Runbook
 from bot.runbook.steps import StepId
 from bot.transports.base import TransportProvider
+
+EventCallback = Callable[[StepEvent], Awaitable[None]]
+"""What :meth:`DiagnosisService.diagnose` reports progress to: one redacted :class:`StepEvent` per
+phase change of a step (queued -> running -> finished, ``result`` set when finished)."""
 
 
 class DiagnosisRun(BaseModel):
@@ -62,7 +66,7 @@ class DiagnosisService:
         """``step`` with its output, stderr, error and command redacted."""
         return redact_step(step, self.secrets)[0]
 
-    async def _run(self, env_name: str, *, on_progress: ProgressCallback | None = None,
+    async def _run(self, env_name: str, *, on_progress: EventCallback | None = None,
                    only: set[str] | None = None
                    ) -> tuple[EnvironmentConfig, list[StepResult], dict[str, str]]:
         """Run steps; returns the environment, the RAW step results and resolved names.
@@ -84,7 +88,7 @@ class DiagnosisService:
                 self.on_step(step)
         return env, steps, names
 
-    async def diagnose(self, env_name: str, *, on_progress: ProgressCallback | None = None) -> DiagnosisRun:
+    async def diagnose(self, env_name: str, *, on_progress: EventCallback | None = None) -> DiagnosisRun:
         """Run every step concurrently and analyze the results.
 
         ``on_progress`` is awaited with a :class:`StepEvent` as each step is queued, starts and

@@ -160,7 +160,7 @@ def build_runtime(services: Services, client: AsyncWebClient, *, progress_interv
                                      services.secrets)
     return Runtime(services=services, out=SlackOut(client, services.secrets), tasks=TaskRegistry(),
                    escalation=escalation, progress_interval_s=progress_interval_s,
-                   drain_timeout_s=services.settings.shutdown_grace_s, metrics=metrics or Metrics())
+                   drain_timeout_s=services.settings.shutdown_grace_s, metrics=metrics or services.metrics)
 
 
 async def announce(rt: Runtime, items: list[Interrupted]) -> None:
@@ -268,9 +268,8 @@ async def running_bot(settings: Settings, *, http: bool, transports: TransportPr
     own state (:func:`serve`).
     """
     check_credentials(settings, http=http)
-    metrics = Metrics()
-    async with lifespan(settings, transports=transports, with_state=True, state_url=state_url,
-                        observer=metrics, on_step=metrics.step) as services:
+    async with lifespan(settings, transports=transports, with_state=True, state_url=state_url) as services:
+        metrics = services.metrics
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         rt = build_runtime(services, build_client(settings, session), progress_interval_s=progress_interval_s,
                            metrics=metrics)
