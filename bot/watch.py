@@ -16,6 +16,7 @@ state callbacks injected, so a ten-minute window runs in milliseconds under test
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -209,8 +210,8 @@ async def run_watch(env_name: str, *, ends_at: datetime, started_at: datetime, i
                     progress: WatchProgress | None = None) -> WatchOutcome:
     """Poll ``env_name`` until ``ends_at`` (aware UTC), every ``interval_s`` seconds.
 
-    Returns DEGRADED as soon as ``limits.failed_polls`` consecutive polls were degraded,
-    HEALTHY when the window ends otherwise, STOPPED when ``save`` (called after each poll with
+    Returns DEGRADED as soon as ``limits.failed_polls`` consecutive polls were degraded (or
+    when the window ends on a degraded poll), HEALTHY when the window ends otherwise, STOPPED when ``save`` (called after each poll with
     the new progress) answers False (the watch was stopped or taken over). ``progress`` resumes
     a watch a restart interrupted. ``probe`` errors propagate (the caller marks the watch failed).
     """
@@ -227,8 +228,9 @@ async def run_watch(env_name: str, *, ends_at: datetime, started_at: datetime, i
         if progress.bad_streak >= limits.failed_polls:
             return WatchOutcome(verdict=WatchVerdict.DEGRADED, minutes=minutes(), progress=progress)
         remaining = (ends_at - clock()).total_seconds()
-        if remaining <= 0:
-            return WatchOutcome(verdict=WatchVerdict.HEALTHY, minutes=minutes(), progress=progress)
+        if remaining <= 0:  # a window that ends on a degraded poll did not stay healthy
+            verdict = WatchVerdict.DEGRADED if progress.bad_streak else WatchVerdict.HEALTHY
+            return WatchOutcome(verdict=verdict, minutes=minutes(), progress=progress)
         await sleep(min(interval_s, remaining))
 
 
@@ -244,9 +246,9 @@ class ServiceProbe:
     async def __call__(self, env_name: str) -> WatchSample:
         at = self.clock()
         env = self.service.settings.environment(env_name)
-        steps = await self.service.run_checks(env_name, list(WATCH_STEPS))
         transports = await self.service.transports.get(env_name)
-        root, _ = await self.root.run(env_name, env, transports)
+        steps, (root, _) = await asyncio.gather(self.service.run_checks(env_name, list(WATCH_STEPS)),
+                                                self.root.run(env_name, env, transports))
         steps += [self.service.redact_step(s) for s in root]
         ctx = AnalysisContext.from_config(env_name, env, captured_at=at)
         return sample_from_steps(steps, ctx, at)
