@@ -153,9 +153,9 @@ def assess(sample: WatchSample, progress: WatchProgress, limits: WatchSettings) 
     if sample.root_status is not None and not 200 <= sample.root_status < 400:
         reasons.append("/ does not answer" if sample.root_status == 0 else f"/ answers HTTP {sample.root_status}")
     if sample.available_mb is not None and sample.available_mb < limits.min_available_mb:
-        reasons.append(f"host memory available {sample.available_mb} MB < {limits.min_available_mb} MB")
+        reasons.append(f"host memory available {sample.available_mb} MB, below {limits.min_available_mb} MB")
     if sample.workers is not None and sample.workers > limits.max_workers:
-        reasons.append(f"{sample.workers} health-check workers (claude/node) > {limits.max_workers}")
+        reasons.append(f"{sample.workers} health-check workers (claude/node), more than {limits.max_workers}")
     return reasons
 
 
