@@ -211,9 +211,10 @@ async def run_watch(env_name: str, *, ends_at: datetime, started_at: datetime, i
     """Poll ``env_name`` until ``ends_at`` (aware UTC), every ``interval_s`` seconds.
 
     Returns DEGRADED as soon as ``limits.failed_polls`` consecutive polls were degraded (or
-    when the window ends on a degraded poll), HEALTHY when the window ends otherwise, STOPPED when ``save`` (called after each poll with
-    the new progress) answers False (the watch was stopped or taken over). ``progress`` resumes
-    a watch a restart interrupted. ``probe`` errors propagate (the caller marks the watch failed).
+    when the window ends on a degraded poll), HEALTHY when the window ends otherwise, STOPPED
+    when ``save`` (called after each poll with the new progress) answers False (the watch was
+    stopped or taken over). ``progress`` resumes a watch a restart interrupted. ``probe``
+    errors propagate (the caller marks the watch failed).
     """
     progress = progress or WatchProgress()
 
