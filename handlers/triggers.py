@@ -153,7 +153,9 @@ class IncidentTriggers:
         if event.kind == TriggerKind.DEPLOY_SUCCEEDED and self.watcher is not None \
                 and rt.settings.watch.after_green_deploy:
             channel = closed.channel if closed is not None else incident_channel(rt, env)
-            if channel is not None:
+            if channel is not None and await rt.state.active_watch(env) is not None:
+                log.info("green deploy of %s while a watch runs: the running watch goes on", env)
+            elif channel is not None:
                 thread = closed.thread_ts if closed is not None else None
                 if thread is None:
                     thread = await rt.out.post(channel, blocks.deploy_succeeded(event,
