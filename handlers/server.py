@@ -7,7 +7,10 @@ lifespan, builds one ``AsyncWebClient`` (``base_url`` = ``settings.slack.api_url
 handlers for 429 with Retry-After, 5xx and connection errors), marks runs a previous
 instance left running as ``interrupted`` (and says so in their threads), and serves until
 SIGINT/SIGTERM or ``stop``. ``GET /healthz`` and ``GET /metrics`` (:mod:`handlers.health`)
-are served on ``port`` in both modes.
+and the trigger webhooks ``POST /hooks/github`` and ``POST /hooks/alertmanager``
+(:mod:`handlers.webhooks`) are served on ``port`` in both modes. Post-deploy watches this
+instance left running are resumed at start-up and their loops cancelled (left running, for
+the next start) before the shutdown drain.
 
 While it runs, an upkeep task refreshes this instance's heartbeat every ``lease_s / 3`` and
 marks the runs of replicas whose lease expired ``interrupted`` (announced in their threads,
