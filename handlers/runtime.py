@@ -6,6 +6,7 @@ Built once by :func:`handlers.server.build_runtime` and passed to every ``regist
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.app import Services
 from bot.config import Settings
@@ -35,6 +36,7 @@ class Runtime:
     progress_interval_s: float = 1.0
     drain_timeout_s: float = 60.0
     metrics: Metrics = field(default_factory=Metrics)
+    watcher: Any = None  # handlers.watching.Watcher, set by handlers.server.running_bot
 
     @property
     def settings(self) -> Settings:

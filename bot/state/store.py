@@ -53,6 +53,7 @@ from bot.state.records import (
     row_dict,
     steps_rows,
 )
+from bot.state.triggerstore import TriggerStateMixin
 
 Clock = Callable[[], datetime]
 
@@ -95,7 +96,7 @@ def _engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, pool_recycle=3600)
 
 
-class StateStore:
+class StateStore(TriggerStateMixin):
     """Async access to the bot's state. ``owner`` names this bot instance (default: host name)."""
 
     def __init__(self, url: str, *, owner: str | None = None, clock: Clock | None = None,
