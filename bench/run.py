@@ -157,6 +157,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quick", action="store_true", help="smaller sizes (50 MB escalation, no 1M-line summary)")
     p.add_argument("--profile-dir", default=str(REPO / "build" / "bench-profiles"))
     p.add_argument("--json", default="", help="also write every raw result to this file")
+    p.add_argument("--from-json", default="", help="render the table of a saved --json run instead of running")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs/benchmarks.md)")
     a = p.parse_args(argv)
     if a.case:
         from bench.cases import CASES
@@ -177,27 +179,35 @@ def main(argv: list[str]) -> int:
     ]
     renderers = {"vs_manual": rows_vs_manual, "handshakes": rows_handshakes, "http": rows_http,
                  "escalation": rows_escalation, "many_envs": rows_many_envs, "startup": rows_startup}
-    rows: list[Row] = []
     raw: dict[str, Any] = {}
-    summaries: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    for key, case, args in plan:
-        if only and key not in only:
-            continue
-        started = time.perf_counter()
-        result = run_case(case, args)
-        print(f"  {case} {args.get('lines', '') or args.get('log_mb', '')} done in "
-              f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-        raw.setdefault(key, []).append(result)
+    if a.from_json:
+        raw = json.loads(Path(a.from_json).read_text())
+    else:
+        for key, case, args in plan:
+            if only and key not in only:
+                continue
+            started = time.perf_counter()
+            result = run_case(case, args)
+            print(f"  {case} {args.get('lines', '') or args.get('log_mb', '')} done in "
+                  f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+            raw.setdefault(key, []).append(result)
+    rows: list[Row] = []
+    for key, results in raw.items():
         if key == "logsummary":
-            summaries.append(result)
+            rows.extend(rows_logsummary(results))
             continue
-        if "error" in result:
-            rows.append((case, f"error: {result['error']}", "", False))
-            continue
-        rows.extend(renderers[key](result))
-    if summaries:
-        rows.extend(rows_logsummary(summaries))
+        for result in results:
+            if "error" in result:
+                rows.append((key, f"error: {result['error']}", "", False))
+            else:
+                rows.extend(renderers[key](result))
+    if a.markdown:
+        print("| figure | measured | target | result |\n|---|---|---|---|")
+        for figure, measured, target, ok in rows:
+            verdict = "" if ok is None else ("PASS" if ok else "**FAIL**")
+            print(f"| {figure} | {measured} | {target} | {verdict} |")
+        return 0 if all(ok is not False for *_, ok in rows) else 1
     print_table(rows)
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
     print(f"load average at the end: {' '.join(load)} on {os.cpu_count()} cores "
