@@ -53,7 +53,7 @@ import asyncssh
 import pytest
 
 from bot.config import MySQLConfig, SSHConfig
-from bot.sandbox.database import HEALTH_CHECK_MODEL_COLUMN, NODES_COLUMNS
+from qcc_sandbox.database import HEALTH_CHECK_MODEL_COLUMN, NODES_COLUMNS
 
 SSHD_PATH = Path("/usr/sbin/sshd")
 START_TIMEOUT_S = 10.0

@@ -1,10 +1,10 @@
 """Sandbox scenarios: what the simulated qcc_plus host looks like, validated, and turned into state.
 
-A scenario is a YAML file in ``bot/sandbox/scenarios/`` (``<name>.yaml``). It *extends*
+A scenario is a YAML file in ``sandbox/qcc_sandbox/scenarios/`` (``<name>.yaml``). It *extends*
 another one (default ``_base``, the healthy host): the two are deep-merged (mappings merge
 key by key, lists and scalars replace, ``null`` deletes a key), then validated by
-:class:`Scenario`. :func:`bot.sandbox.state.build_state` converts it into the
-``state.json`` dict that the stand-ins in ``bot/sandbox/bin/`` read (absolute epoch times,
+:class:`Scenario`. :func:`qcc_sandbox.state.build_state` converts it into the
+``state.json`` dict that the stand-ins in ``sandbox/qcc_sandbox/bin/`` read (absolute epoch times,
 container IDs, PIDs, resolved log chunks). Shape, in short::
 
     name: migration_failed

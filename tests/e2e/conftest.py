@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox import BIN_DIR, MySQLTarget, SandboxDir, load_scenario
+from qcc_sandbox import BIN_DIR, MySQLTarget, SandboxDir, load_scenario
 from tests.e2e.harness import E2EHost, closed_port
 
 

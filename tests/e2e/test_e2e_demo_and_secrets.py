@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import load_scenario
+from qcc_sandbox import load_scenario
 from tests.e2e.harness import RUNS, E2EHost, leaked, run_cli
 
 

@@ -1,7 +1,7 @@
 """Harness of the reliability suite: a sandbox host served by a real sshd, and the bot against it.
 
 * ``make_host(scenario, ...)`` (fixture) builds a :class:`Host`: a
-  :class:`~bot.sandbox.SandboxDir` loaded with a scenario, a real ``sshd`` whose ``ForceCommand``
+  :class:`~qcc_sandbox.SandboxDir` loaded with a scenario, a real ``sshd`` whose ``ForceCommand``
   (``qcc-sandbox-session``) records every command line in ``sessions.log``, a per-test MariaDB
   database, and the environment ``test`` pointing at both. ``mysql=`` chooses the database
   fault (``"ok"``, ``"closed"``, ``"silent"``, ``"denied"``, ``"none"``).
@@ -39,10 +39,10 @@ import yaml
 from bot.config import Settings, load_settings
 from bot.runbook.executor import LOCAL_GRACE_S
 from bot.runbook.loader import load_runbook
-from bot.sandbox import BIN_DIR, MySQLTarget, SandboxDir, load_scenario
-from bot.sandbox.scenario import Scenario
 from handlers.runtime import Runtime
 from handlers.server import running_bot, start_http
+from qcc_sandbox import BIN_DIR, MySQLTarget, SandboxDir, load_scenario
+from qcc_sandbox.scenario import Scenario
 from tests.e2e.harness import CliRun, closed_port, run_cli
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.reliability.figures import record

@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from bot.sandbox import MySQLTarget, SandboxDir
+from qcc_sandbox import MySQLTarget, SandboxDir
 from tests.fakes.slack_api import FakeSlackAPI, Posted
 from tests.reliability.secrets_guard import BOT_TOKEN, SIGNING_SECRET, find_leaks, watch
 from tests.slack.harness import SlackSim, fix_button, report_of, text_of

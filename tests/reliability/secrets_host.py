@@ -15,8 +15,8 @@ import zipfile
 
 from aiohttp import web
 
-from bot.sandbox import scenario_from_dict
-from bot.sandbox.scenario import Scenario
+from qcc_sandbox import scenario_from_dict
+from qcc_sandbox.scenario import Scenario
 from tests.reliability.secrets_guard import GITHUB_TOKEN, PROXY_ADMIN_PASSWORD, PROXY_API_KEY
 
 REPO = "acme/qcc_plus"

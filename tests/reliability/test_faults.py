@@ -20,8 +20,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from bot.sandbox import scenario_from_dict
-from bot.sandbox.scenario import Fault
+from qcc_sandbox import scenario_from_dict
+from qcc_sandbox.scenario import Fault
 from tests.reliability.faults_harness import (
     FAST_TIMEOUT_S,
     MakeHost,

@@ -24,10 +24,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.config import Settings, load_settings
 from bot.metrics import Metrics
-from bot.sandbox.scenario import Fault
 from bot.transports.base import EnvironmentTransports
 from bot.transports.fake import FakeTransportProvider
 from handlers.server import running_bot, serve, start_http
+from qcc_sandbox.scenario import Fault
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.fakes.socket_mode import FakeSocketMode
 from tests.fakes.tcp_proxy import TcpProxy

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.sandbox import BIN_DIR, SandboxDir
-from bot.sandbox.scenario import Fault
+from qcc_sandbox import BIN_DIR, SandboxDir
+from qcc_sandbox.scenario import Fault
 
 DAEMON_DOWN = (
     "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"

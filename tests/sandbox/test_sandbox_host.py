@@ -13,7 +13,7 @@ import asyncssh
 import pytest
 
 from bot.config import check_environment_files
-from bot.sandbox import MySQLTarget, SandboxHost, drop_database, has_column, load_scenario, prepare_mysql
+from qcc_sandbox import MySQLTarget, SandboxHost, drop_database, has_column, load_scenario, prepare_mysql
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ async def test_commands_see_the_sandbox_path(host: SandboxHost) -> None:
     async with _connect(host) as conn:
         res = await conn.run('command -v docker; echo "$QCC_SANDBOX_DIR"', check=True)
     docker, sandbox = str(res.stdout).split()
-    assert docker.endswith("bot/sandbox/bin/docker") and sandbox == str(host.sandbox.path)
+    assert docker.endswith("sandbox/qcc_sandbox/bin/docker") and sandbox == str(host.sandbox.path)
     assert host.sandbox.count("docker") == 0
     assert host.sandbox.sessions()[-1]["command"].startswith("command -v docker")
 
