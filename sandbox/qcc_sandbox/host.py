@@ -199,7 +199,7 @@ class SandboxHost:
             keepalive_interval=30,
             login_timeout=15,
         )
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        self.port = self._server.get_port()
         pub = host_key.export_public_key().decode().strip()
         self.known_hosts.write_text(f"[{self.host}]:{self.port} {pub}\n")
 

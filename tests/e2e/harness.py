@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -40,13 +39,6 @@ MUTATING = {
     ("git", "reset"),
     ("git", "pull"),
 }
-
-
-def closed_port() -> int:
-    """A loopback TCP port where nothing listens (bound and released a moment ago)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

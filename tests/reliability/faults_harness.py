@@ -43,8 +43,9 @@ from handlers.runtime import Runtime
 from handlers.server import running_bot, start_http
 from qcc_sandbox import BIN_DIR, MySQLTarget, SandboxDir, load_scenario
 from qcc_sandbox.scenario import Scenario
-from tests.e2e.harness import CliRun, closed_port, run_cli
+from tests.e2e.harness import CliRun, run_cli
 from tests.fakes.slack_api import FakeSlackAPI
+from tests.ports import free_port
 from tests.reliability.figures import record
 from tests.reliability.secrets_guard import (
     APP_TOKEN,
@@ -278,7 +279,7 @@ def make_host(make_sshd: Callable[..., Any], mariadb: Any, tmp_path_factory: pyt
         runbook = fast_runbook(workdir, runbook_cap_s)
         host = Host(scenario=sc, box=box, sshd=sshd, db=db, workdir=workdir, runbook=runbook)
         if mysql == "closed":
-            host.mysql_override = {"port": closed_port()}
+            host.mysql_override = {"port": free_port()}
         elif mysql == "silent":
             listener = SilentMySQL()
             silent.append(listener)

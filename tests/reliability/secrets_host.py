@@ -70,7 +70,7 @@ class FakeGitHub:
         site = web.TCPSite(runner, host, 0)
         await site.start()
         self._runners.append(runner)
-        return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        return int(runner.addresses[0][1])
 
     async def stop(self) -> None:
         for runner in self._runners:

@@ -14,6 +14,7 @@ import pytest
 
 from bot.config import check_environment_files
 from qcc_sandbox import MySQLTarget, SandboxHost, drop_database, has_column, load_scenario, prepare_mysql
+from tests.ports import free_port
 
 
 @pytest.fixture
@@ -134,9 +135,7 @@ async def test_unreachable_database_gets_a_closed_port(tmp_path: Path) -> None:
 
 async def test_prepare_mysql_without_server_returns_false() -> None:
     """No MySQL there: prepare_mysql reports False quickly instead of raising."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()
     assert await prepare_mysql(load_scenario("healthy"), MySQLTarget(port=closed), timeout_s=1) is False
 
 
