@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SCENARIO ?= migration_failed
 
-.PHONY: demo test install install-test install-sandbox sshd lint bench clean
+.PHONY: demo test test-fast install install-test install-sandbox sshd lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ sshd:
 
 test: install-test install-sandbox sshd
 	$(BIN)/python -m pytest
+
+# Everything that needs no server (no sshd, no MariaDB, no docker, no listener outside the test
+# process) and is not marked slow; markers are set in tests/conftest.py (see pyproject.toml).
+test-fast: install-test install-sandbox
+	$(BIN)/python -m pytest -q -m "not server and not slow"
 
 lint: install-test install-sandbox
 	$(BIN)/ruff check .

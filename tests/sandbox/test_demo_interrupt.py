@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 
+@pytest.mark.server  # the demo process listens (its SSH host) and uses MariaDB on :3306 when it is there
 @pytest.mark.parametrize("delay_s", [0.8, 2.0])
 def test_interrupted_demo_is_quiet(tmp_path: Path, delay_s: float) -> None:
     """SIGINT mid-run: exit 130, `qcc-bot: interrupted`, no traceback, sandbox directory removed."""
