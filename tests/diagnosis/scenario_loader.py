@@ -5,12 +5,12 @@ cause id), ``must_quote`` (a substring the top cause's evidence must contain), o
 ``also_expected`` (cause ids that must also be listed), optional ``context`` (overrides of
 :class:`AnalysisContext`) and ``steps``: per runbook step id its ``status`` and raw ``output``
 (or ``rows`` for the SQL step, a list or a mapping ``column name -> row``, stored as the
-executor does: ``json.dumps(rows)``),
-``stderr``, ``error`` and ``exit_status``. A step that is not listed was not run. JSON outputs
-may be written as data so that ``extends`` can merge into them: ``json_list`` (a mapping
-``name -> object``, printed as ``docker inspect`` does: one JSON array, 4-space indent) or
-``json_lines`` (``name -> object``, one compact object per line as ``--format '{{json .}}'``);
-the names are merge handles only, the objects are printed in mapping order.
+executor does: ``json.dumps(rows)``), ``stderr``, ``error`` and ``exit_status``. A step that
+is not listed was not run. JSON outputs may be written as data, so that ``extends`` can merge
+into them: ``json_list`` (a mapping ``name -> object``, printed as ``docker inspect`` does: one
+JSON array, 4-space indent) or ``json_lines`` (``name -> object``, one compact object a line,
+as ``--format '{{json .}}'``); the names are merge handles only, the objects are printed in
+mapping order.
 
 A file may say ``extends: NAME`` (``NAME.yaml`` in the same folder; the shared bases start
 with ``_`` and are not scenarios themselves): the two are deep-merged by the sandbox's own
@@ -62,6 +62,9 @@ class StepSpec(BaseModel):
     rows: list[dict[str, Any]] | dict[str, dict[str, Any]] | None = None
     json_list: dict[str, dict[str, Any]] | None = None  # name -> object, printed as one indented array
     json_lines: dict[str, dict[str, Any]] | None = None  # name -> object, printed one compact object a line
+    stderr: str = ""
+    error: str | None = None
+    exit_status: int | None = None
 
     @model_validator(mode="after")
     def _one_output(self) -> StepSpec:
@@ -69,9 +72,6 @@ class StepSpec(BaseModel):
         if len(given) > 1:
             raise ValueError(f"a step has one output, got {given} (set the inherited one to null)")
         return self
-    stderr: str = ""
-    error: str | None = None
-    exit_status: int | None = None
 
 
 class ScenarioFile(BaseModel):

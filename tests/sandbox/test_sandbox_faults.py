@@ -81,6 +81,7 @@ def test_raw_bytes_fault_and_latin1_log(box: SandboxDir) -> None:
     assert b"GET /admin/caf\xe9/\xff\xfe 404" in tail
 
 
+@pytest.mark.slow  # streams a 50 MB log through the stand-in
 def test_huge_log_is_lazy_and_big(loaded: Callable[[str], SandboxDir]) -> None:
     """healthy_huge_log: --tail is instant; the whole log is over 50 MB, streamed."""
     box = loaded("healthy_huge_log")
