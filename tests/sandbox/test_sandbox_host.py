@@ -176,3 +176,25 @@ async def test_restart_consults_the_real_schema(tmp_path: Path) -> None:
             assert await has_column(target, "nodes", "health_check_model") is True
     finally:
         await drop_database(target)
+
+
+async def test_temp_dir_lives_only_inside_the_cleanup_scope(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Constructing a SandboxHost creates nothing; a start that fails half-way removes its temp dir."""
+    import os
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    h = SandboxHost("healthy", prepare_db=False)
+    assert os.listdir(tmp_path) == [], "nothing is created before start()"
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = h.root
+
+    async def refuse(*args: Any, **kwargs: Any) -> Any:
+        assert [n for n in os.listdir(tmp_path) if n.startswith("qcc-sandbox-")], "start() made the temp dir"
+        raise OSError("cannot listen")
+
+    monkeypatch.setattr(asyncssh, "create_server", refuse)
+    with pytest.raises(OSError, match="cannot listen"):
+        async with h:
+            pass
+    assert os.listdir(tmp_path) == [], "the failed start left its temp dir behind"
