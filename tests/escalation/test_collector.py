@@ -81,7 +81,7 @@ async def github():
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", seen
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
     await runner.cleanup()
 
 
