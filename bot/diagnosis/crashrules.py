@@ -254,7 +254,7 @@ def exit_without_crash(f: Facts) -> Finding | None:
         return None
     last = f.log[-1] if f.log else None
     if code == 2 and not f.find_lines(r"^(panic: |fatal error: )"):
-        looked = f.ok("grep_panic") or f.ok("proxy_logs")
+        looked = f.ok(StepId.GREP_PANIC) or f.ok(StepId.PROXY_LOGS)
         return finding(CauseId.UNKNOWN, "Stopped, not crashed: exit 2 with no panic in the log (a plain docker stop)",
                        0.6 if looked else 0.35,
                        [*status_row(f), "grep_panic: no `panic:` or `fatal error:` line in the log" if looked
