@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SCENARIO ?= migration_failed
 
-.PHONY: demo test install install-test sshd lint bench clean
+.PHONY: demo test test-fast install install-test install-sandbox sshd lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,13 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 
+# The host simulator (sandbox/: docker stand-ins, scenarios, SSH server) is its own package,
+# not in the product wheel or image; the demo, the tests and the benchmarks install it.
+install-sandbox: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ./sandbox
+
 # Runs the main job on the embedded default: a sandbox host in-process, no Slack, no server.
-demo: install
+demo: install install-sandbox
 	$(BIN)/qcc-bot demo --scenario $(SCENARIO)
 
 # The tests need a real OpenSSH server binary (started by the fixtures on loopback) and
@@ -31,16 +36,22 @@ sshd:
 	  echo "starting MariaDB"; start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true; \
 	  for i in $$(seq 1 30); do (echo > /dev/tcp/127.0.0.1/3306) 2>/dev/null && break; sleep 1; done; fi
 
-test: install-test sshd
+test: install-test install-sandbox sshd
 	$(BIN)/python -m pytest
 
-lint: install-test
-	$(BIN)/ruff check .
-	$(BIN)/mypy bot handlers
+# Everything that needs no server (no sshd, no MariaDB, no docker, no listener outside the test
+# process) and is not marked slow; markers are set in tests/conftest.py (see pyproject.toml).
+test-fast: install-test install-sandbox
+	$(BIN)/python -m pytest -q -m "not server and not slow"
 
-# One table of every issue-11 figure with its target (about 6 minutes on 2 cores; needs sshd and
-# MariaDB like the tests). BENCH_ARGS: e.g. --quick, --only http,startup, --host config:qcc.yaml:test.
-bench: install-test sshd
+lint: install-test install-sandbox
+	$(BIN)/ruff check .
+	$(BIN)/mypy bot handlers sandbox/qcc_sandbox
+
+# One table of every issue-11 figure with its target (about 5-8 minutes on 2 shared cores; needs
+# sshd and MariaDB like the tests). BENCH_ARGS: e.g. --quick, --only http,startup,
+# --host config:qcc.yaml:test (see docs/benchmarks.md).
+bench: install-test install-sandbox sshd
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

@@ -384,10 +384,7 @@ def case_escalation(log_mb: int = 500) -> dict[str, Any]:
     """
     import hashlib
 
-    try:
-        import qcc_sandbox as sandbox_pkg  # type: ignore[import-not-found]
-    except ImportError:
-        import bot.sandbox as sandbox_pkg  # type: ignore[no-redef]
+    import qcc_sandbox as sandbox_pkg
 
     with tempfile.TemporaryDirectory(prefix="qcc-bench-esc-") as tmp:
         # the packaged 50 MB scenario with its generated run of request lines scaled to log_mb

@@ -27,16 +27,12 @@ from typing import Any
 
 import yaml
 
+import qcc_sandbox as sandbox_pkg  # the host simulator (sandbox/, `make install-sandbox`)
+from qcc_sandbox.scenario import Fault
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-
-try:  # the simulator is moving out of the product package (bot/sandbox -> qcc_sandbox)
-    import qcc_sandbox as sandbox_pkg  # type: ignore[import-not-found]
-    from qcc_sandbox.scenario import Fault  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - before the move
-    import bot.sandbox as sandbox_pkg  # type: ignore[no-redef]
-    from bot.sandbox.scenario import Fault  # type: ignore[no-redef]
 
 # The seed's manual sequence, in its order: "Diagnosis steps" 1-4 (step 5, the restart, changes
 # the host and is not part of a diagnosis), then the checks of likely causes 1, 2, 3 and 5

@@ -211,7 +211,14 @@ def _analyze(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from bot.sandbox.demo import list_scenarios, run_demo
+    # The host simulator is a separate package (sandbox/, not in the wheel or the image).
+    try:
+        from qcc_sandbox.demo import list_scenarios, run_demo
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "qcc_sandbox":
+            raise
+        err.write("qcc-bot: demo needs the sandbox package: pip install -e ./sandbox (from a source checkout)\n")
+        return 2
 
     if args.list_scenarios:
         scenarios = list_scenarios()

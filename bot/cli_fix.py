@@ -163,9 +163,9 @@ async def demo_fix(scenario: str, *, out: TextIO, err: TextIO) -> int:
     from bot.report.text import render_text
 
     # The host simulator (the only imports of it here; `sandbox-move` renames them to qcc_sandbox.*).
-    from bot.sandbox.database import MySQLTarget
-    from bot.sandbox.host import SandboxHost
-    from bot.sandbox.scenario import ScenarioError, load_scenario
+    from qcc_sandbox.database import MySQLTarget
+    from qcc_sandbox.host import SandboxHost
+    from qcc_sandbox.scenario import ScenarioError, load_scenario
 
     sc = load_scenario(scenario)
     try:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 from bot.errors import ConfigError, UnknownEnvironment
 
@@ -186,12 +193,18 @@ class EnvironmentConfig(_Strict):
 
 
 class SlackSettings(_Strict):
-    """Slack credentials (from the environment) and channel routing (from YAML)."""
+    """Slack credentials (from the environment) and channel routing (from YAML).
 
-    bot_token: SecretStr | None = None
-    app_token: SecretStr | None = None
-    signing_secret: SecretStr | None = None
-    api_url: str = "https://slack.com/api/"
+    A field with a ``validation_alias`` is read from that environment variable (see
+    :func:`_env_secrets`); the YAML may use the field name instead, but not both at once.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
     # Socket Mode: ping the socket this often; a dead socket is replaced within a few intervals.
     socket_ping_interval_s: float = Field(10.0, gt=0, le=300)
     # HTTP mode: how long one auth.test probe answers /healthz's "can we reach Slack?".
@@ -202,9 +215,11 @@ class SlackSettings(_Strict):
 
 
 class GitHubSettings(_Strict):
-    """GitHub Actions access for the escalation bundle's CI run log."""
+    """GitHub Actions access for the escalation bundle's CI run log (``token`` from ``$GITHUB_TOKEN``)."""
 
-    token: SecretStr | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    token: SecretStr | None = Field(None, validation_alias="GITHUB_TOKEN")
     api_url: str = "https://api.github.com"
 
 
@@ -336,8 +351,14 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Explicit init values (the YAML, merged with Slack env secrets) win over QCC_* env."""
-        return (init_settings, env_settings, dotenv_settings)
+        """Highest first (pydantic-settings deep-merges them): the Slack/GitHub secrets from the
+        environment (passed as init values by :func:`load_settings`), then the YAML file (or
+        ``data``), then ``QCC_*`` variables."""
+        path, data = _SOURCE.get()
+        file_source: PydanticBaseSettingsSource = (
+            InitSettingsSource(settings_cls, data) if data is not None else _YamlFile(settings_cls, path)
+        )
+        return (init_settings, file_source, env_settings)
 
     def environment(self, name: str) -> EnvironmentConfig:
         """The named environment. Raises :class:`UnknownEnvironment`."""
@@ -351,14 +372,53 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
-def _slack_env(env: dict[str, str]) -> dict[str, str]:
-    mapping = {
-        "SLACK_BOT_TOKEN": "bot_token",
-        "SLACK_APP_TOKEN": "app_token",
-        "SLACK_SIGNING_SECRET": "signing_secret",
-        "SLACK_API_URL": "api_url",
-    }
-    return {key: env[var] for var, key in mapping.items() if env.get(var)}
+def _env_secrets(env: dict[str, str]) -> dict[str, Any]:
+    """``{"slack": {"SLACK_BOT_TOKEN": ...}, "github": {...}}``: the non-empty variables named by
+    the ``validation_alias`` of :class:`SlackSettings` and :class:`GitHubSettings` fields."""
+    out: dict[str, Any] = {}
+    for section, model in (("slack", SlackSettings), ("github", GitHubSettings)):
+        names = [f.validation_alias for f in model.model_fields.values() if isinstance(f.validation_alias, str)]
+        found = {n: env[n] for n in names if env.get(n)}
+        if found:
+            out[section] = found
+    return out
+
+
+# What Settings.settings_customise_sources reads: (YAML path, or the ``data`` mapping).
+_SOURCE: ContextVar[tuple[Path, dict[str, Any] | None]] = ContextVar("qcc_settings_source")
+
+
+class _YamlFile(YamlConfigSettingsSource):
+    """pydantic-settings' YAML source with our one-line errors (:class:`ConfigError`).
+
+    The library skips a missing file and lets PyYAML's exception through; a configuration
+    that names a file must find it, and a YAML mistake is reported with its line and column.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        if not path.exists():
+            hint = " (start from qcc.example.yaml)" if path.name == "qcc.yaml" else ""
+            raise ConfigError(f"config file not found: {path}{hint}")
+        if path.is_dir():
+            raise ConfigError(f"config path is a directory, not a file: {path}")
+        super().__init__(settings_cls, yaml_file=path, yaml_file_encoding="utf-8")
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        try:
+            loaded = super()._read_file(file_path)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            reason = getattr(exc, "problem", None) or ""
+            if "'\\t'" in reason or "\t" in reason:
+                reason += " (a tab: YAML indents with spaces)"
+            detail = f": {reason}" if reason else ""
+            raise ConfigError(f"{file_path}: not valid YAML{where}{detail}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {file_path}: {exc.strerror}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{file_path}: the top level must be a mapping")
+        return loaded
 
 
 def default_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -376,53 +436,26 @@ def load_settings(
 ) -> Settings:
     """Build :class:`Settings` from a YAML file (or ``data``) plus Slack/GitHub secrets from ``env``.
 
-    ``env`` defaults to ``os.environ``. Raises :class:`ConfigError` with ``problems``
+    ``env`` defaults to ``os.environ``; ``QCC_*`` variables are read from the process
+    environment. Raises :class:`ConfigError` with ``problems``
     (``"environments.test.ssh.port: Input should be ..."``) for every problem at once, or
     for an unreadable/ill-formed file.
     """
-    env = dict(os.environ if env is None else env)
-    source = "configuration"
-    if data is None:
-        cfg_path = default_config_path(path)
-        source = str(cfg_path)
-        try:
-            text = cfg_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            hint = " (start from qcc.example.yaml)" if cfg_path.name == "qcc.yaml" else ""
-            raise ConfigError(f"config file not found: {cfg_path}{hint}") from None
-        except IsADirectoryError:
-            raise ConfigError(f"config path is a directory, not a file: {cfg_path}") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {cfg_path}: {exc.strerror}") from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            reason = getattr(exc, "problem", None) or ""
-            if "'\\t'" in reason or "\t" in reason:
-                reason += " (a tab: YAML indents with spaces)"
-            detail = f": {reason}" if reason else ""
-            raise ConfigError(f"{cfg_path}: not valid YAML{where}{detail}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{cfg_path}: the top level must be a mapping")
-        data = loaded
-    data = dict(data)
-    slack = dict(data.get("slack") or {})
-    slack.update(_slack_env(env))
-    if slack:
-        data["slack"] = slack
-    if env.get("GITHUB_TOKEN"):
-        gh = dict(data.get("github") or {})
-        gh["token"] = env["GITHUB_TOKEN"]
-        data["github"] = gh
+    cfg_path = default_config_path(path)
+    source = "configuration" if data is not None else str(cfg_path)
+    token = _SOURCE.set((cfg_path, None if data is None else dict(data)))
     try:
-        return Settings(**data)
+        return Settings(**_env_secrets(dict(os.environ if env is None else env)))
     except ValidationError as exc:
         problems = [_problem(e) for e in exc.errors()]
         raise ConfigError(f"{source}: invalid configuration ({len(problems)} problem(s))", problems) from None
+    finally:
+        _SOURCE.reset(token)
+
+
+# Field name -> its environment variable (the validation_alias), for the "both given" hint.
+_ALIASES = {name: f.validation_alias for m in (SlackSettings, GitHubSettings) for name, f in m.model_fields.items()
+            if isinstance(f.validation_alias, str)}
 
 
 def _problem(error: Any) -> str:
@@ -430,7 +463,10 @@ def _problem(error: Any) -> str:
     loc = _format_loc(error["loc"])
     msg = error["msg"]
     last = str(error["loc"][-1]) if error["loc"] else ""
-    if error.get("type") == "extra_forbidden" and last in ("password", "token", "secret", "bot_token"):
+    variable = _ALIASES.get(last)
+    if error.get("type") == "extra_forbidden" and variable:
+        msg = f"given both in the YAML and as ${variable}: keep one (secrets belong in the environment)"
+    elif error.get("type") == "extra_forbidden" and last in ("password", "token", "secret", "bot_token"):
         msg = "secrets do not go in the YAML: name an environment variable instead (e.g. password_env)"
     return f"{loc}: {msg}"
 

@@ -278,10 +278,8 @@ async def start_http(app: AsyncApp | None, host: str, port: int, *,
     except BaseException:
         await runner.cleanup()
         raise
-    server = site._server  # the asyncio server, for the bound port when port=0
-    sockets = getattr(server, "sockets", None)
-    bound = sockets[0].getsockname()[1] if sockets else port
-    return runner, bound
+    addresses = runner.addresses  # (host, port, ...) per bound socket: the real port when port=0
+    return runner, int(addresses[0][1]) if addresses else port
 
 
 @dataclass

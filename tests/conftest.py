@@ -28,3 +28,19 @@ def _strict_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.diagnosis import engine
 
     monkeypatch.setattr(engine, "STRICT", True)
+
+
+# Tests that need a server outside this process. `make test-fast` deselects them with
+# `-m "not server and not slow"`: a test is `server` when it is marked sshd/mariadb/docker or
+# uses (directly or through another fixture) one of the real-server fixtures below.
+_SERVER_MARKS = ("sshd", "mariadb", "docker")
+_FIXTURE_MARKS = {"sshd": "sshd", "sshd_factory": "sshd", "make_sshd": "sshd", "mariadb": "mariadb"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            if fixture in _FIXTURE_MARKS:
+                item.add_marker(_FIXTURE_MARKS[fixture])
+        if any(item.get_closest_marker(m) for m in _SERVER_MARKS):
+            item.add_marker("server")

@@ -41,7 +41,6 @@ import pwd
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -53,18 +52,12 @@ import asyncssh
 import pytest
 
 from bot.config import MySQLConfig, SSHConfig
-from bot.sandbox.database import HEALTH_CHECK_MODEL_COLUMN, NODES_COLUMNS
+from qcc_sandbox.database import HEALTH_CHECK_MODEL_COLUMN, NODES_COLUMNS
+from tests.ports import free_port
 
 SSHD_PATH = Path("/usr/sbin/sshd")
 START_TIMEOUT_S = 10.0
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _descendants(root_pid: int) -> list[int]:
@@ -305,7 +298,7 @@ class SSHServerFactory:
                 raise ValueError(f"unsupported SetEnv entry {name!r}")
         last_log = ""
         for _attempt in range(5):
-            port = _free_port()
+            port = free_port()
             config_path = directory / "sshd_config"
             log_path = directory / "sshd.log"
             lines = [

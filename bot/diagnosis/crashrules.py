@@ -51,8 +51,7 @@ def migration_failed(f: Facts) -> Finding | None:
             elif f.schema_has(col):
                 conf = 0.6
                 ev.append(_schema_line(f, col, True))
-                notes.append(f"But `{col}` exists now (added after the crash?): a restart should get past "
-                             "it.")
+                notes.append(f"But `{col}` exists now (added after the crash?): a restart should get past it.")
             else:
                 notes.append("The schema check gave no evidence, so the column is not confirmed missing.")
         elif (m := _DUP_COL_RE.search(fatal.message)) is not None:
@@ -60,8 +59,7 @@ def migration_failed(f: Facts) -> Finding | None:
             if f.schema_has(col):
                 conf = 0.92
                 ev.append(_schema_line(f, col, True))
-            notes.append(f"`{col}` already exists, so the migration's ADD COLUMN fails (it is not "
-                         "idempotent); "
+            notes.append(f"`{col}` already exists, so the migration's ADD COLUMN fails (it is not idempotent); "
                          "do not run the seed's ALTER again.")
         title = f"Database migration failed ({fatal.message.strip()[:80]})"
         return finding(CauseId.MIGRATION_FAILED, title, conf, ev,
@@ -143,9 +141,8 @@ def config_error(f: Facts) -> Finding | None:
         if f.proxy_state is not None and f.proxy_state.dsn_configured is False:
             conf, ev = 0.86, [*ev, f"docker inspect {f.proxy_state.name}: PROXY_MYSQL_DSN is empty"]
         return finding(CauseId.CONFIG_ERROR, "Proxy fell back to SQLite: PROXY_MYSQL_DSN empty", conf, ev, rule_out,
-                       "With an empty PROXY_MYSQL_DSN the proxy silently uses SQLite inside the container: "
-                       "it "
-                       "starts, but none of the MySQL nodes or settings are there.")
+                       "With an empty PROXY_MYSQL_DSN the proxy silently uses SQLite inside the container: it starts, "
+                       "but none of the MySQL nodes or settings are there.")
     return None
 
 
@@ -173,9 +170,8 @@ def panic(f: Facts) -> Finding | None:
     if f.proxy_running:
         detail = "A panic is in the log but the proxy is running again; it is history unless it repeats."
     return finding(CauseId.PANIC, "Uncaught panic", conf, ev,
-                   "No `panic:` line in the whole `docker logs` output (grep_panic empty): exit code 2 alone "
-                   "is "
-                   "a plain `docker stop`", detail)
+                   "No `panic:` line in the whole `docker logs` output (grep_panic empty): "
+                   "exit code 2 alone is a plain `docker stop`", detail)
 
 
 def runtime_fatal(f: Facts) -> Finding | None:
@@ -206,8 +202,7 @@ def crash_loop(f: Facts) -> Finding | None:
         ev.append(f"docker inspect {f.proxy_name}: RestartCount={rc}")
     ev += [x for r in f.crashed_runs[-2:] for x in q(r.fatal)]
     if underlying:
-        conf, detail = 0.7, (f"Each run dies the same way; the underlying cause is {underlying} (ranked "
-                             "above): "
+        conf, detail = 0.7, (f"Each run dies the same way; the underlying cause is {underlying} (ranked above): "
                              "fix it and the loop stops.")
     else:
         conf, detail = 0.85, "The proxy keeps restarting and the log does not say why each run ends."
@@ -249,8 +244,7 @@ def oom_killed(f: Facts) -> Finding | None:
                    "(see startup_health_check_overload).")
     return finding(CauseId.OOM_KILLED, "Killed by the OOM killer (exit 137)", conf, [*status_row(f), *ev],
                    "`docker inspect` shows OOMKilled=false, `dmesg -T` has no `Killed process ... (ccproxy)` "
-                   "and "
-                   "`free -m` shows memory available: then it was a `docker kill`", detail)
+                   "and `free -m` shows memory available: then it was a `docker kill`", detail)
 
 
 def exit_without_crash(f: Facts) -> Finding | None:
@@ -261,16 +255,13 @@ def exit_without_crash(f: Facts) -> Finding | None:
     last = f.log[-1] if f.log else None
     if code == 2 and not f.find_lines(r"^(panic: |fatal error: )"):
         looked = f.ok(StepId.GREP_PANIC) or f.ok(StepId.PROXY_LOGS)
-        return finding(CauseId.UNKNOWN, "Stopped, not crashed: exit 2 with no panic in the log (a plain docker "
-                                  "stop)",
+        return finding(CauseId.UNKNOWN, "Stopped, not crashed: exit 2 with no panic in the log (a plain docker stop)",
                        0.6 if looked else 0.35,
                        [*status_row(f), "grep_panic: no `panic:` or `fatal error:` line in the log" if looked
                         else "", *q(last)],
                        "A `panic:` or `fatal error:` line anywhere in the full `docker logs` output",
-                       "ccproxy runs as PID 1 without a SIGTERM handler, so `docker stop`/`compose stop` "
-                       "ends it "
-                       "with exit 2; nothing in the log shows a crash. Find who stopped it, then start it "
-                       "again.")
+                       "ccproxy runs as PID 1 without a SIGTERM handler, so `docker stop`/`compose stop` ends it with "
+                       "exit 2; nothing in the log shows a crash. Find who stopped it, then start it again.")
     if code == 137 and not _memory_evidence(f):
         checked = [s for s in (StepId.HOST_MEMORY, StepId.KERNEL_OOM, StepId.CONTAINER_INSPECT) if f.ok(s)]
         thin = [s for s in (StepId.HOST_MEMORY, StepId.KERNEL_OOM, StepId.CONTAINER_INSPECT) if not f.ok(s)]
@@ -288,8 +279,7 @@ def exit_without_crash(f: Facts) -> Finding | None:
         return finding(CauseId.UNKNOWN, "Killed (exit 137) with no sign of memory exhaustion",
                        0.5 if not thin else 0.35,
                        ev, "OOMKilled=true, a kernel `Killed process ... (ccproxy)` line or host memory at "
-                           "zero "
-                           "would make it oom_killed", detail)
+                           "zero would make it oom_killed", detail)
     if code in (1, 255) and f.log:
         what = "an unrecognised last line" if code == 1 else "exit 255 (host or daemon crash)"
         return finding(CauseId.UNKNOWN, f"Exited ({code}) with {what}", 0.4, [*status_row(f), *q(last)],

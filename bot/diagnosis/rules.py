@@ -37,9 +37,8 @@ def docker_unresponsive(f: Facts) -> Finding | None:
         return None
     return finding(CauseId.DOCKER_UNRESPONSIVE, "Docker daemon not answering", conf, ev,
                    "`docker info` answers within a few seconds and `systemctl is-active docker` says active",
-                   "Docker commands fail or hang while the host itself answers, so container state and logs "
-                   "are "
-                   "unknown: look at the daemon first (`journalctl -u docker`).")
+                   "Docker commands fail or hang while the host itself answers, "
+                   "so container state and logs are unknown: look at the daemon first (`journalctl -u docker`).")
 
 
 def deploy_in_progress(f: Facts) -> Finding | None:
@@ -114,9 +113,8 @@ def port_conflict(f: Facts) -> Finding | None:
     if not holders:
         detail += " Who holds it is unknown (ss/publish checks gave no holder)."
     return finding(CauseId.PORT_CONFLICT, f"Port {port} already in use", conf, ev,
-                   f"`ss -ltnp 'sport = :{port}'` and `docker ps -a --filter publish={port}` show nothing "
-                   "but the "
-                   "proxy holding the port", detail)
+                   f"`ss -ltnp 'sport = :{port}'` and `docker ps -a --filter publish={port}` show nothing but "
+                   "the proxy holding the port", detail)
 
 
 def disk_full(f: Facts) -> Finding | None:
@@ -132,10 +130,8 @@ def disk_full(f: Facts) -> Finding | None:
     if f.proxy_running is False:
         ev += status_row(f)
     return finding(CauseId.DISK_FULL, "Disk full", conf, ev,
-                   "`df -P -k /var/lib/docker /` shows under 95 % used and no `no space left on device` "
-                   "appears",
-                   "Writes fail when the docker root fills (logs, images, MySQL data); free space before "
-                   "restarting.")
+                   "`df -P -k /var/lib/docker /` shows under 95 % used and no `no space left on device` appears",
+                   "Writes fail when the docker root fills (logs, images, MySQL data); free space before restarting.")
 
 
 def startup_health_check_overload(f: Facts) -> Finding | None:
@@ -197,14 +193,11 @@ def deploy_health_timeout(f: Facts) -> Finding | None:
             return None
         up_s = (f.ctx.captured_at - run.first.ts).total_seconds()
         conf = 0.68 if up_s > DEPLOY_WAIT_S else 0.5
-        ev = [*q(run.first), *q(run.last), *status_row(f), f"no listening line {up_s:.0f} s after start; "
-                                                           f"{wait}"]
-        detail = "Start-up is still going (no error, no listening line yet); it may outlast the deploy's " \
-                 "wait."
+        ev = [*q(run.first), *q(run.last), *status_row(f), f"no listening line {up_s:.0f} s after start; {wait}"]
+        detail = "Start-up is still going (no error, no listening line yet); it may outlast the deploy's wait."
     return finding(CauseId.DEPLOY_HEALTH_TIMEOUT, "Slow start-up outlasted the deploy's 60 s health wait", conf, ev,
                    f"`docker logs --timestamps` shows `listening on :{port}` within {DEPLOY_WAIT_S} s of the "
-                   "first "
-                   "start-up line", detail)
+                   "first start-up line", detail)
 
 
 def up_but_useless(f: Facts) -> Finding | None:
@@ -222,9 +215,8 @@ def up_but_useless(f: Facts) -> Finding | None:
     return finding(CauseId.UNKNOWN, f"Up but not serving: {n} node(s) failed their health checks", 0.6,
                    [*status_row(f), *ev],
                    "No `reached failure threshold` lines and requests through the proxy return 200",
-                   "The container is Up and listening, but every node reached the failure threshold, so "
-                   "requests "
-                   "get 503; the reason is in the quoted health-check stderr (not a crash, not healthy).")
+                   "The container is Up and listening, but every node reached the failure threshold, "
+                   "so requests get 503; the reason is in the quoted health-check stderr (not a crash, not healthy).")
 
 
 def healthy(f: Facts) -> Finding | None:

@@ -258,3 +258,32 @@ def test_diagnose_without_env_needs_a_default(tmp_path: Path, capsys: pytest.Cap
                    "  b: {ssh: {host: 127.0.0.1, user: u}, compose_project: qb}\n")
     assert run(["diagnose", "--config", str(cfg)]) == 2
     assert "which environment? pass --env NAME (configured: a, b)" in capsys.readouterr().err
+
+
+def test_secrets_come_from_their_variables_and_merge_with_the_yaml(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLACK_*/GITHUB_TOKEN fill slack.*/github.token next to the YAML's slack keys; empty variables
+    count as unset; the YAML beats QCC_* variables; one secret given twice is refused, naming both."""
+    cfg = tmp_path / "q.yaml"
+    cfg.write_text("slack: {allowed_channels: [C1]}\nstate_url: sqlite+aiosqlite:///from-yaml.db\n")
+    monkeypatch.setenv("QCC_STATE_URL", "sqlite+aiosqlite:///from-env.db")
+    s = load_settings(cfg, env={"SLACK_BOT_TOKEN": "xoxb-from-env", "SLACK_APP_TOKEN": "",
+                                "GITHUB_TOKEN": "gh-from-env", "SLACK_API_URL": "http://127.0.0.1:9/api/"})
+    assert s.slack.bot_token is not None and s.slack.bot_token.get_secret_value() == "xoxb-from-env"
+    assert s.slack.app_token is None and s.slack.allowed_channels == ["C1"]
+    assert s.github.token is not None and s.github.token.get_secret_value() == "gh-from-env"
+    assert s.slack.api_url == "http://127.0.0.1:9/api/"
+    assert s.state_url.endswith("from-yaml.db")
+    cfg.write_text("slack: {bot_token: xoxb-in-yaml}\n")
+    in_yaml = load_settings(cfg, env={}).slack.bot_token
+    assert in_yaml is not None and in_yaml.get_secret_value() == "xoxb-in-yaml"
+    with pytest.raises(ConfigError) as ei:
+        load_settings(cfg, env={"SLACK_BOT_TOKEN": "xoxb-from-env"})
+    assert ei.value.problems == ["slack.bot_token: given both in the YAML and as $SLACK_BOT_TOKEN: keep one "
+                                 "(secrets belong in the environment)"]
+
+
+def test_config_path_that_is_a_directory(tmp_path: Path) -> None:
+    """A directory given as the config file is one clear error, not a silent empty configuration."""
+    with pytest.raises(ConfigError, match="config path is a directory, not a file"):
+        load_settings(tmp_path, env={})

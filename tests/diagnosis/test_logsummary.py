@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 
 from bot.diagnosis.logsummary import mask, summarize_logs
 
@@ -57,26 +56,26 @@ def test_mask() -> None:
         "[mysql] <TS> packets.go:<NUM> dial <IP> <HEX> took <NUM>"
 
 
-def test_bounded_templates_and_fast_on_large_logs() -> None:
-    """10 MB of varied lines: bounded template count and a few seconds at most (50 MB scales linearly)."""
+def test_bounded_templates_on_large_logs() -> None:
+    """2 MB of varied lines: every line counted, the template count stays bounded.
+
+    The speed on a big log is measured by `make bench` (summarize_50mb), not asserted here.
+    """
     rnd = random.Random(7)
     forms = ["[proxy] POST /v1/messages -> 200 node=node-{n} in={a} out={b} {ms}ms",
              "health check failed for node node-{n}: claude cli failed: signal: killed: stdout= stderr=",
              "request id={h} latency={ms}ms", "unique message number {a} about {h} {b}"]
     lines: list[str] = []
     size = 0
-    while size < 10_000_000:
+    while size < 2_000_000:
         msg = rnd.choice(forms).format(n=rnd.randrange(40), a=rnd.randrange(99999), b=rnd.randrange(900),
                                        ms=rnd.randrange(9000), h=f"{rnd.getrandbits(64):016x}")
         ln = f"2025-12-10T06:14:{len(lines) % 60:02d}.123456789Z 2025/12/10 06:14:{len(lines) % 60:02d} {msg}"
         lines.append(ln)
         size += len(ln) + 1
     text = "\n".join(lines)
-    began = time.perf_counter()
     s = summarize_logs(text, max_templates=25)
-    elapsed = time.perf_counter() - began
     assert s.total_lines == len(lines) and len(s.templates) <= 25
-    assert elapsed < 6.0, f"summarize_logs took {elapsed:.1f}s on 10 MB"
 
 
 def test_zero_failure_counts_are_not_the_first_error() -> None:

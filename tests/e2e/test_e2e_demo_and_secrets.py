@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import load_scenario
+from qcc_sandbox import load_scenario
 from tests.e2e.harness import RUNS, E2EHost, leaked, run_cli
 
 
+@pytest.mark.server  # the demo process listens (its SSH host) and uses MariaDB on :3306 when it is there
 def test_demo_migration_failed_json(tmp_path: Path) -> None:
     """`qcc-bot demo --scenario migration_failed --format json` prints one report naming migration_failed."""
     run = run_cli(["demo", "--scenario", "migration_failed", "--format", "json"], cwd=tmp_path)

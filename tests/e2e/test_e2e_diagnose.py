@@ -1,6 +1,6 @@
 """`qcc-bot diagnose` end to end: a real sshd serving the sandbox stand-ins and the real MariaDB.
 
-Each test starts an OpenSSH server whose `SetEnv` puts bot/sandbox/bin first on PATH, loads
+Each test starts an OpenSSH server whose `SetEnv` puts sandbox/qcc_sandbox/bin first on PATH, loads
 a scenario into the sandbox, creates a MariaDB database shaped as the scenario says, and runs
 the CLI as a subprocess (`python -m bot diagnose --env test --format json --config ...`).
 """
@@ -14,7 +14,7 @@ import pytest
 
 from bot.bundle import load_bundle
 from bot.runbook.loader import load_runbook
-from bot.sandbox import scenario_names
+from qcc_sandbox import scenario_names
 from tests.e2e.harness import STEP_STATUSES, CliRun, E2EHost, leaked
 
 pytestmark = [pytest.mark.sshd, pytest.mark.mariadb]

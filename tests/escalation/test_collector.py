@@ -84,7 +84,7 @@ async def github():
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", seen
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
     await runner.cleanup()
 
 
@@ -175,10 +175,7 @@ async def test_split_pipeline_on_a_real_shell_returns_the_whole_log(tmp_path, mo
     """The dump/fetch commands themselves, run by /bin/sh against the docker stand-in: the
     archive's proxy.log is exactly `docker logs --timestamps` (line for line, in order, over
     several split(1) parts), each part is read once, and the remote temp directory is gone."""
-    try:
-        from qcc_sandbox import SandboxDir  # type: ignore[import-not-found]
-    except ImportError:
-        from bot.sandbox import SandboxDir
+    from qcc_sandbox import SandboxDir
 
     monkeypatch.setenv("QCC_TEST_MYSQL_PASSWORD", MYSQL_PASSWORD)
     box = SandboxDir(tmp_path / "host")

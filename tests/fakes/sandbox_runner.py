@@ -16,8 +16,8 @@ import time
 
 from bot.errors import CommandTimeout
 from bot.models import CommandResult
-from bot.sandbox import SandboxDir
 from bot.transports.base import DEFAULT_MAX_OUTPUT_BYTES
+from qcc_sandbox import SandboxDir
 
 
 class SandboxRunner:

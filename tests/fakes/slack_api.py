@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+from pydantic_core import to_jsonable_python
 
 from tests.fakes.waiting import wait_until
 
@@ -83,7 +84,7 @@ class FakeSlackAPI:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = int(self._runner.addresses[0][1])
         return self
 
     async def stop(self) -> None:
@@ -110,7 +111,7 @@ class FakeSlackAPI:
     def all_payload_text(self) -> str:
         """Everything the bot sent to Slack (params of every call, uploaded file contents
         including the members of uploaded .tar.gz/.gz archives), for secret scans."""
-        parts = [json.dumps(c.params, default=str) for c in self.calls]
+        parts = [json.dumps(to_jsonable_python(c.params, fallback=str)) for c in self.calls]
         for body in self.uploads.values():
             parts.append(_decoded(body))
         return "\n".join(parts)

@@ -1,7 +1,7 @@
 """Harness of the reliability suite: a sandbox host served by a real sshd, and the bot against it.
 
 * ``make_host(scenario, ...)`` (fixture) builds a :class:`Host`: a
-  :class:`~bot.sandbox.SandboxDir` loaded with a scenario, a real ``sshd`` whose ``ForceCommand``
+  :class:`~qcc_sandbox.SandboxDir` loaded with a scenario, a real ``sshd`` whose ``ForceCommand``
   (``qcc-sandbox-session``) records every command line in ``sessions.log``, a per-test MariaDB
   database, and the environment ``test`` pointing at both. ``mysql=`` chooses the database
   fault (``"ok"``, ``"closed"``, ``"silent"``, ``"denied"``, ``"none"``).
@@ -39,12 +39,13 @@ import yaml
 from bot.config import Settings, load_settings
 from bot.runbook.executor import LOCAL_GRACE_S
 from bot.runbook.loader import load_runbook
-from bot.sandbox import BIN_DIR, MySQLTarget, SandboxDir, load_scenario
-from bot.sandbox.scenario import Scenario
 from handlers.runtime import Runtime
 from handlers.server import running_bot, start_http
-from tests.e2e.harness import CliRun, closed_port, run_cli
+from qcc_sandbox import BIN_DIR, MySQLTarget, SandboxDir, load_scenario
+from qcc_sandbox.scenario import Scenario
+from tests.e2e.harness import CliRun, run_cli
 from tests.fakes.slack_api import FakeSlackAPI
+from tests.ports import free_port
 from tests.reliability.figures import record
 from tests.reliability.secrets_guard import (
     APP_TOKEN,
@@ -278,7 +279,7 @@ def make_host(make_sshd: Callable[..., Any], mariadb: Any, tmp_path_factory: pyt
         runbook = fast_runbook(workdir, runbook_cap_s)
         host = Host(scenario=sc, box=box, sshd=sshd, db=db, workdir=workdir, runbook=runbook)
         if mysql == "closed":
-            host.mysql_override = {"port": closed_port()}
+            host.mysql_override = {"port": free_port()}
         elif mysql == "silent":
             listener = SilentMySQL()
             silent.append(listener)

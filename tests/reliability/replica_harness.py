@@ -19,7 +19,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -30,8 +29,9 @@ from typing import Any
 import aiohttp
 import yaml
 
-from bot.sandbox import MySQLTarget, SandboxDir
+from qcc_sandbox import MySQLTarget, SandboxDir
 from tests.fakes.slack_api import FakeSlackAPI, Posted
+from tests.ports import free_port
 from tests.reliability.secrets_guard import BOT_TOKEN, SIGNING_SECRET, find_leaks, watch
 from tests.slack.harness import SlackSim, fix_button, report_of, text_of
 
@@ -40,12 +40,6 @@ APPROVERS = ("UAPPROVER1", "UAPPROVER2")
 # What a clean shutdown never prints (asyncio/aiohttp/aiomysql leak and teardown warnings).
 NOISE = ("Event loop is closed", "Task was destroyed but it is pending", "Unclosed", "unclosed",
          "never retrieved", "was never awaited", "Traceback")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -15,8 +15,8 @@ import zipfile
 
 from aiohttp import web
 
-from bot.sandbox import scenario_from_dict
-from bot.sandbox.scenario import Scenario
+from qcc_sandbox import scenario_from_dict
+from qcc_sandbox.scenario import Scenario
 from tests.reliability.secrets_guard import GITHUB_TOKEN, PROXY_ADMIN_PASSWORD, PROXY_API_KEY
 
 REPO = "acme/qcc_plus"
@@ -70,7 +70,7 @@ class FakeGitHub:
         site = web.TCPSite(runner, host, 0)
         await site.start()
         self._runners.append(runner)
-        return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        return int(runner.addresses[0][1])
 
     async def stop(self) -> None:
         for runner in self._runners:

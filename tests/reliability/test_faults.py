@@ -21,8 +21,8 @@ import asyncssh
 import pytest
 
 from bot.runbook.loader import load_runbook
-from bot.sandbox import scenario_from_dict
-from bot.sandbox.scenario import Fault
+from qcc_sandbox import scenario_from_dict
+from qcc_sandbox.scenario import Fault
 from tests.reliability.faults_harness import (
     FAST_TIMEOUT_S,
     MakeHost,

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import re
-import socket
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -24,13 +23,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.config import Settings, load_settings
 from bot.metrics import Metrics
-from bot.sandbox.scenario import Fault
 from bot.transports.base import EnvironmentTransports
 from bot.transports.fake import FakeTransportProvider
 from handlers.server import running_bot, serve, start_http
+from qcc_sandbox.scenario import Fault
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.fakes.socket_mode import FakeSocketMode
 from tests.fakes.tcp_proxy import TcpProxy
+from tests.ports import free_port
 from tests.reliability.replica_harness import parents, replica_site, thread_text, wait_parent
 from tests.reliability.secrets_guard import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET
 from tests.slack.conftest import settings_data
@@ -38,12 +38,6 @@ from tests.slack.harness import SlackSim, approve_value, open_approval, report_o
 from tests.slack.scenario import MYSQL_PASSWORD, migration_failed
 
 pytestmark = [pytest.mark.reliability]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _settings(api_url: str, **top: Any) -> Settings:
@@ -186,7 +180,7 @@ async def test_socket_mode_reconnects_after_a_dropped_socket_and_reports_health(
     ws.drop_after_hello = 1
     settings = _settings(fake_slack.api_url, state_url=f"sqlite+aiosqlite:///{tmp_path}/state.db",
                          slack={"socket_ping_interval_s": 0.5})
-    port, stop = _free_port(), asyncio.Event()
+    port, stop = free_port(), asyncio.Event()
     server = asyncio.create_task(serve(settings, http=False, port=port, host="127.0.0.1",
                                        transports=_fake_transports(), stop=stop))
     health = f"http://127.0.0.1:{port}/healthz"

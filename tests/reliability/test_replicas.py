@@ -13,8 +13,8 @@ import time
 import pytest
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.sandbox.scenario import Fault
 from handlers.server import is_retry
+from qcc_sandbox.scenario import Fault
 from tests.reliability.figures import set_number
 from tests.reliability.replica_harness import (
     APPROVERS,

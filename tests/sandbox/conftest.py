@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import SandboxDir
+from qcc_sandbox import SandboxDir
 
 
 @pytest.fixture

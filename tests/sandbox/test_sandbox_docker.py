@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from bot.diagnosis.parsers import parse_docker_ps, resolve_container
-from bot.sandbox import SandboxDir
+from qcc_sandbox import SandboxDir
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ")
 PS_JSON = [

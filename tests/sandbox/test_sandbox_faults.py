@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.sandbox import BIN_DIR, SandboxDir
-from bot.sandbox.scenario import Fault
+from qcc_sandbox import BIN_DIR, SandboxDir
+from qcc_sandbox.scenario import Fault
 
 DAEMON_DOWN = (
     "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
@@ -81,6 +81,7 @@ def test_raw_bytes_fault_and_latin1_log(box: SandboxDir) -> None:
     assert b"GET /admin/caf\xe9/\xff\xfe 404" in tail
 
 
+@pytest.mark.slow  # streams a 50 MB log through the stand-in
 def test_huge_log_is_lazy_and_big(loaded: Callable[[str], SandboxDir]) -> None:
     """healthy_huge_log: --tail is instant; the whole log is over 50 MB, streamed."""
     box = loaded("healthy_huge_log")

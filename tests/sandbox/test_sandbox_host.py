@@ -13,7 +13,8 @@ import asyncssh
 import pytest
 
 from bot.config import check_environment_files
-from bot.sandbox import MySQLTarget, SandboxHost, drop_database, has_column, load_scenario, prepare_mysql
+from qcc_sandbox import MySQLTarget, SandboxHost, drop_database, has_column, load_scenario, prepare_mysql
+from tests.ports import free_port
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ async def test_commands_see_the_sandbox_path(host: SandboxHost) -> None:
     async with _connect(host) as conn:
         res = await conn.run('command -v docker; echo "$QCC_SANDBOX_DIR"', check=True)
     docker, sandbox = str(res.stdout).split()
-    assert docker.endswith("bot/sandbox/bin/docker") and sandbox == str(host.sandbox.path)
+    assert docker.endswith("sandbox/qcc_sandbox/bin/docker") and sandbox == str(host.sandbox.path)
     assert host.sandbox.count("docker") == 0
     assert host.sandbox.sessions()[-1]["command"].startswith("command -v docker")
 
@@ -134,9 +135,7 @@ async def test_unreachable_database_gets_a_closed_port(tmp_path: Path) -> None:
 
 async def test_prepare_mysql_without_server_returns_false() -> None:
     """No MySQL there: prepare_mysql reports False quickly instead of raising."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()
     assert await prepare_mysql(load_scenario("healthy"), MySQLTarget(port=closed), timeout_s=1) is False
 
 
@@ -177,3 +176,25 @@ async def test_restart_consults_the_real_schema(tmp_path: Path) -> None:
             assert await has_column(target, "nodes", "health_check_model") is True
     finally:
         await drop_database(target)
+
+
+async def test_temp_dir_lives_only_inside_the_cleanup_scope(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Constructing a SandboxHost creates nothing; a start that fails half-way removes its temp dir."""
+    import os
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    h = SandboxHost("healthy", prepare_db=False)
+    assert os.listdir(tmp_path) == [], "nothing is created before start()"
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = h.root
+
+    async def refuse(*args: Any, **kwargs: Any) -> Any:
+        assert [n for n in os.listdir(tmp_path) if n.startswith("qcc-sandbox-")], "start() made the temp dir"
+        raise OSError("cannot listen")
+
+    monkeypatch.setattr(asyncssh, "create_server", refuse)
+    with pytest.raises(OSError, match="cannot listen"):
+        async with h:
+            pass
+    assert os.listdir(tmp_path) == [], "the failed start left its temp dir behind"

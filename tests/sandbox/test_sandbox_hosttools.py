@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable
 
-from bot.sandbox import SandboxDir
+from qcc_sandbox import SandboxDir
 
 
 def out(box: SandboxDir, argv: list[str] | str) -> str:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.errors import UserError
-from bot.sandbox import SandboxDir, ScenarioError, load_scenario, scenario_from_dict, scenario_names
-from bot.sandbox.scenario import CauseId, deep_merge
-from bot.sandbox.state import build_state
+from qcc_sandbox import SandboxDir, ScenarioError, load_scenario, scenario_from_dict, scenario_names
+from qcc_sandbox.scenario import CauseId, deep_merge
+from qcc_sandbox.state import build_state
 
 REQUIRED = {
     "migration_failed",
@@ -25,7 +25,7 @@ REQUIRED = {
 
 
 def test_required_scenarios_are_packaged() -> None:
-    """The issue's scenario list (plus the old seed naming) ships in bot/sandbox/scenarios."""
+    """The issue's scenario list (plus the old seed naming) ships in sandbox/qcc_sandbox/scenarios."""
     assert REQUIRED <= set(scenario_names())
 
 

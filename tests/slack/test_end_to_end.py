@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from bot.sandbox import MySQLTarget, SandboxDir
+from qcc_sandbox import MySQLTarget, SandboxDir
 from tests.slack.conftest import make_settings, settings_data
 from tests.slack.harness import approve_value, buttons, fix_button, open_approval, report_of, text_of
 

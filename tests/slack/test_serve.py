@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 
@@ -11,15 +10,10 @@ from bot.errors import ConfigError, SlackError
 from bot.transports.base import EnvironmentTransports
 from bot.transports.fake import FakeTransportProvider
 from handlers.server import serve
+from tests.ports import free_port
 from tests.slack.conftest import make_settings
 from tests.slack.harness import SlackSim
 from tests.slack.scenario import SIGNING_SECRET, migration_failed
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_serve_http_answers_signed_requests_and_stops(fake_slack, mysql_password, tmp_path,
@@ -29,7 +23,7 @@ async def test_serve_http_answers_signed_requests_and_stops(fake_slack, mysql_pa
     monkeypatch.chdir(tmp_path)  # the default SQLite state file lands here
     settings = make_settings(fake_slack.api_url)
     provider = FakeTransportProvider({"test": EnvironmentTransports("test", *migration_failed(delay_s=0.2))})
-    port, stop = _free_port(), asyncio.Event()
+    port, stop = free_port(), asyncio.Event()
     server = asyncio.create_task(serve(settings, http=True, port=port, host="127.0.0.1", transports=provider,
                                        stop=stop))
     sim = SlackSim(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, fake_slack)

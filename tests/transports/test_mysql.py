@@ -17,7 +17,8 @@ from bot.errors import CommandTimeout, MySQLAccessDenied, MySQLError, MySQLUnava
 from bot.transports.base import SqlRunner
 from bot.transports.mysql import SSHTunnelSqlRunner
 from bot.transports.ssh import SSHCommandRunner
-from tests.sshd import MariaDBHelper, MySQLTestDB, SSHServer, _free_port
+from tests.ports import free_port
+from tests.sshd import MariaDBHelper, MySQLTestDB, SSHServer
 
 pytestmark = [pytest.mark.sshd, pytest.mark.mariadb, pytest.mark.timeout(60)]
 
@@ -158,7 +159,7 @@ async def test_password_echoed_by_the_server_is_scrubbed(sql: SSHTunnelSqlRunner
 
 async def test_nothing_listening_raises_unavailable(db: MySQLTestDB, ssh: SSHCommandRunner) -> None:
     """With nothing listening on the forwarded port, the query fails fast with MySQLUnavailable."""
-    runner = SSHTunnelSqlRunner(db.mysql_config(port=_free_port()), ssh)
+    runner = SSHTunnelSqlRunner(db.mysql_config(port=free_port()), ssh)
     start = time.monotonic()
     try:
         with pytest.raises(MySQLUnavailable) as info:

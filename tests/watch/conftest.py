@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import SandboxDir
+from qcc_sandbox import SandboxDir
 from tests.triggers.conftest import (  # noqa: F401 - fixtures
     fake_slack,
     hook_secrets,

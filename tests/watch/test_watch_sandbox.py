@@ -1,5 +1,5 @@
 """Issue 12's "Must show" for the post-deploy watch: a green deploy webhook starts a watch of a
-sandbox host (the docker/free/ps/curl stand-ins of bot/sandbox, run locally); the watch's clock
+sandbox host (the docker/free/ps/curl stand-ins of sandbox/qcc_sandbox, run locally); the watch's clock
 and sleep are injected, so ten minutes of polling every 20 s run in seconds."""
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Sandbox scenarios: what the simulated qcc_plus host looks like, validated, and turned into state.
 
-A scenario is a YAML file in ``bot/sandbox/scenarios/`` (``<name>.yaml``). It *extends*
+A scenario is a YAML file in ``sandbox/qcc_sandbox/scenarios/`` (``<name>.yaml``). It *extends*
 another one (default ``_base``, the healthy host): the two are deep-merged (mappings merge
 key by key, lists and scalars replace, ``null`` deletes a key), then validated by
-:class:`Scenario`. :func:`bot.sandbox.state.build_state` converts it into the
-``state.json`` dict that the stand-ins in ``bot/sandbox/bin/`` read (absolute epoch times,
+:class:`Scenario`. :func:`qcc_sandbox.state.build_state` converts it into the
+``state.json`` dict that the stand-ins in ``sandbox/qcc_sandbox/bin/`` read (absolute epoch times,
 container IDs, PIDs, resolved log chunks). Shape, in short::
 
     name: migration_failed
@@ -427,7 +427,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ScenarioError(f"no such scenario: {path.stem} (known: {', '.join(scenario_names())})") from None
+        known = sorted(p.stem for p in path.parent.glob("*.yaml") if not p.stem.startswith("_"))
+        raise ScenarioError(f"no such scenario: {path.stem} (known: {', '.join(known)})") from None
     except (OSError, yaml.YAMLError) as exc:
         raise ScenarioError(f"cannot read scenario {path}: {exc}") from None
     if not isinstance(data, dict):
@@ -435,15 +436,25 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _resolve_raw(path: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+def resolve_extends(
+    path: Path, *, default_parent: str | None = BASE_SCENARIO, seen: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The mapping in the YAML file ``path`` with its ``extends:`` chain deep-merged in (see :func:`deep_merge`).
+
+    ``extends: NAME`` names ``NAME.yaml`` next to ``path`` (or a path when it holds a ``/``);
+    a file without ``extends`` gets ``default_parent`` (None: it stands alone). Shared by the
+    sandbox scenarios (default ``_base``) and the diagnosis suite's scenarios (no default).
+    Raises :class:`ScenarioError` for a missing or unreadable file or an ``extends`` loop.
+    """
     data = _read_yaml(path)
-    parent = data.pop("extends", BASE_SCENARIO if path.stem != BASE_SCENARIO else None)
+    parent = data.pop("extends", default_parent if path.stem != default_parent else None)
     if parent is None:
         return data
     if parent in seen or parent == path.stem:
         raise ScenarioError(f"{path}: `extends` loops through {parent!r}")
-    base = _resolve_raw(
-        path.with_name(f"{parent}.yaml") if "/" not in parent else Path(parent), (*seen, path.stem)
+    base = resolve_extends(
+        path.with_name(f"{parent}.yaml") if "/" not in parent else Path(parent),
+        default_parent=default_parent, seen=(*seen, path.stem),
     )
     return deep_merge(base, data)
 
@@ -451,7 +462,7 @@ def _resolve_raw(path: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
 def scenario_from_dict(data: dict[str, Any], *, extends: str | None = BASE_SCENARIO) -> Scenario:
     """Validate ``data`` (merged onto the packaged scenario ``extends`` unless None)."""
     if extends:
-        data = deep_merge(_resolve_raw(SCENARIO_DIR / f"{extends}.yaml"), data)
+        data = deep_merge(resolve_extends(SCENARIO_DIR / f"{extends}.yaml"), data)
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
@@ -469,7 +480,7 @@ def load_scenario(name_or_path: str | os.PathLike[str]) -> Scenario:
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = SCENARIO_DIR / f"{path}.yaml"
-    raw = _resolve_raw(path)
+    raw = resolve_extends(path)
     raw.setdefault("name", path.stem)
     return scenario_from_dict(raw, extends=None)
 

@@ -1,6 +1,6 @@
 """``qcc-bot demo``: diagnose a built-in sandbox host with the real transports, zero configuration.
 
-:func:`run_demo` starts a :class:`~bot.sandbox.host.SandboxHost` for the scenario (an SSH
+:func:`run_demo` starts a :class:`~qcc_sandbox.host.SandboxHost` for the scenario (an SSH
 server on 127.0.0.1 whose docker CLI stand-in answers from the scenario; the scenario's
 ``nodes`` schema on the local MariaDB when it is there), builds settings for its one
 environment and runs the normal diagnosis through :func:`bot.app.lifespan`. Without
@@ -14,10 +14,10 @@ import os
 from collections.abc import Iterator
 from typing import TextIO
 
-from bot.sandbox.database import MySQLTarget
-from bot.sandbox.host import SandboxHost
-from bot.sandbox.scenario import ScenarioError, load_scenario, scenario_names
 from bot.service import DiagnosisRun
+from qcc_sandbox.database import MySQLTarget
+from qcc_sandbox.host import SandboxHost
+from qcc_sandbox.scenario import ScenarioError, load_scenario, scenario_names
 
 
 def list_scenarios() -> list[tuple[str, str]]:
@@ -47,7 +47,7 @@ async def run_demo(
     ``mysql`` defaults to root@127.0.0.1:3306 with an empty password and database
     ``qcc_demo``, each overridable with ``QCC_DEMO_MYSQL_HOST``/``_PORT``/``_USER``/
     ``_PASSWORD``/``_DATABASE``. ``log`` receives two or three lines about the sandbox (never
-    secrets). Raises :class:`bot.sandbox.scenario.ScenarioError` (a
+    secrets). Raises :class:`qcc_sandbox.scenario.ScenarioError` (a
     :class:`bot.errors.UserError`) for an unknown scenario.
     """
     from bot.app import lifespan

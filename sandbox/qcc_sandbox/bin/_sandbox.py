@@ -9,7 +9,7 @@ Every stand-in (``docker``, ``ss``, ``free``, ...) starts with :func:`main_wrapp
 3. applies the scenario's *faults* for this command (hang, fail, delay, raw output),
 4. runs the stand-in's own ``main(argv, state)``.
 
-State lives in ``<dir>/state.json`` (written by ``bot.sandbox.SandboxDir``). Readers take a
+State lives in ``<dir>/state.json`` (written by ``qcc_sandbox.SandboxDir``). Readers take a
 shared ``flock`` on ``<dir>/state.lock``; mutating commands (restart, up, rm, git checkout)
 use :func:`mutate`, which holds the exclusive lock across read-modify-write and replaces
 the file atomically. Times in the state are Unix epoch seconds (float, UTC).

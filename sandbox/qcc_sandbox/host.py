@@ -2,7 +2,7 @@
 
 Used by ``qcc-bot demo``: the bot's real transports (asyncssh, aiomysql over a local
 forward) talk to it exactly as to a server. Each exec request runs ``/bin/sh -c COMMAND`` in
-a subprocess whose ``PATH`` starts with the stand-ins (``bot/sandbox/bin``) and whose
+a subprocess whose ``PATH`` starts with the stand-ins (``sandbox/qcc_sandbox/bin``) and whose
 ``QCC_SANDBOX_DIR`` is the scenario's sandbox directory; stdin/stdout/stderr are piped as
 bytes and the real exit status (or signal) is returned. Port forwarding (direct-tcpip) is
 allowed only to 127.0.0.1/localhost/::1, for the MySQL tunnel. Authentication is by a
@@ -34,9 +34,9 @@ from typing import Any
 import asyncssh
 
 from bot.config import Settings, load_settings
-from bot.sandbox.database import MySQLTarget, prepare_mysql
-from bot.sandbox.sandboxdir import SANDBOX_PATH, SandboxDir
-from bot.sandbox.scenario import Scenario, load_scenario
+from qcc_sandbox.database import MySQLTarget, prepare_mysql
+from qcc_sandbox.sandboxdir import SANDBOX_PATH, SandboxDir
+from qcc_sandbox.scenario import Scenario, load_scenario
 
 log = logging.getLogger(__name__)
 
@@ -119,21 +119,44 @@ class SandboxHost:
         user: str = "qcc-demo",
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        # The temp dir (when no ``root`` is given) is made in :meth:`start`, inside the scope
+        # whose failure or interruption runs :meth:`close`: nothing is created before that.
         self._own_root = root is None
-        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="qcc-sandbox-"))
+        self._root: Path | None = Path(root) if root is not None else None
+        self._sandbox: SandboxDir | None = None
         self.mysql = mysql or MySQLTarget()
         self.prepare_db = prepare_db
         self.env_name = env_name
         self.user = user
-        self.sandbox = SandboxDir(self.root / "host")
-        self.key_file = self.root / "client_ed25519"
-        self.known_hosts = self.root / "known_hosts"
         self.port = 0
         self.mysql_ready = False
         self._server: asyncssh.SSHAcceptor | None = None
         self._procs: set[asyncio.subprocess.Process] = set()
         self._conns: set[asyncssh.SSHServerConnection] = set()
         self._closed_mysql_port: int | None = None
+
+    # ---------------------------------------------------------------- paths (set by start)
+    @property
+    def root(self) -> Path:
+        """The directory holding keys, ``known_hosts``, the state database and the sandbox."""
+        if self._root is None:
+            raise RuntimeError("SandboxHost is not started")
+        return self._root
+
+    @property
+    def sandbox(self) -> SandboxDir:
+        """The :class:`SandboxDir` (``<root>/host``) the stand-ins read and write."""
+        if self._sandbox is None:
+            raise RuntimeError("SandboxHost is not started")
+        return self._sandbox
+
+    @property
+    def key_file(self) -> Path:
+        return self.root / "client_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.root / "known_hosts"
 
     # ---------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> SandboxHost:
@@ -151,7 +174,10 @@ class SandboxHost:
 
     async def start(self) -> None:
         """Generate keys, load the scenario, prepare MySQL (if asked), listen on 127.0.0.1:0."""
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="qcc-sandbox-"))
         self.root.mkdir(parents=True, exist_ok=True)
+        self._sandbox = SandboxDir(self.root / "host")
         host_key = asyncssh.generate_private_key("ssh-ed25519")
         client_key = asyncssh.generate_private_key("ssh-ed25519", comment="qcc-sandbox-client")
         client_key.write_private_key(str(self.key_file))
@@ -173,7 +199,7 @@ class SandboxHost:
             keepalive_interval=30,
             login_timeout=15,
         )
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        self.port = self._server.get_port()
         pub = host_key.export_public_key().decode().strip()
         self.known_hosts.write_text(f"[{self.host}]:{self.port} {pub}\n")
 
@@ -194,8 +220,8 @@ class SandboxHost:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(proc.wait(), 2)
             _close_transport(proc)
-        if self._own_root:
-            shutil.rmtree(self.root, ignore_errors=True)
+        if self._own_root and self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
 
     # ---------------------------------------------------------------- configuration
     def config_data(self) -> dict[str, Any]:

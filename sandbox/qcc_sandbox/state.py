@@ -1,9 +1,9 @@
-"""Scenario -> ``state.json``: the dict the stand-ins in ``bot/sandbox/bin/`` read.
+"""Scenario -> ``state.json``: the dict the stand-ins in ``sandbox/qcc_sandbox/bin/`` read.
 
-:func:`build_state` resolves a validated :class:`~bot.sandbox.scenario.Scenario` into
+:func:`build_state` resolves a validated :class:`~qcc_sandbox.scenario.Scenario` into
 absolute epoch times (from ``now``), container IDs, PIDs, compose labels and log chunks with
 explicit start offsets (snippets spliced in). The shapes are documented in
-``bot/sandbox/bin/_host.py``.
+``sandbox/qcc_sandbox/bin/_host.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bot.sandbox.scenario import (
+from qcc_sandbox.scenario import (
     ContainerSpec,
     LogChunk,
     Outcome,

@@ -1,6 +1,6 @@
 """The simulated host: containers, their logs, start/stop behaviour, processes and ports.
 
-Stdlib only. Works on the ``state.json`` dict (see ``bot/sandbox/scenario.py`` for how a
+Stdlib only. Works on the ``state.json`` dict (see ``sandbox/qcc_sandbox/scenario.py`` for how a
 scenario becomes that dict). Key shapes (times are epoch seconds):
 
 * container: ``{"id", "name", "image", "image_id", "image_commit", "path", "args",

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.sandbox.scenario import Scenario
+from qcc_sandbox.scenario import Scenario
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Layout of a sandbox directory (``$QCC_SANDBOX_DIR`` of the stand-ins)::
 
-    state.json      the host's current state (see bot/sandbox/bin/_host.py), mode 0600
+    state.json      the host's current state (see sandbox/qcc_sandbox/bin/_host.py), mode 0600
     state.lock      flock target guarding read-modify-write of state.json
     commands.log    one JSON line per stand-in invocation: {"time", "ts", "pid", "ppid",
                     "prog", "argv", "cwd"}
@@ -12,7 +12,7 @@ Layout of a sandbox directory (``$QCC_SANDBOX_DIR`` of the stand-ins)::
     checkout/       plays /opt/qcc_plus: the compose file and scripts/deploy-server.sh
     home/           the login directory of SandboxHost sessions
 
-Used by ``qcc-bot demo`` (through :class:`bot.sandbox.host.SandboxHost`) and by the tests
+Used by ``qcc-bot demo`` (through :class:`qcc_sandbox.host.SandboxHost`) and by the tests
 (which point a real sshd at it with ``SetEnv PATH=<bin>:/usr/bin:/bin QCC_SANDBOX_DIR=<dir>``).
 """
 
@@ -33,9 +33,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from bot.sandbox.database import MySQLTarget
-from bot.sandbox.scenario import Fault, Scenario, load_scenario
-from bot.sandbox.state import build_state
+from qcc_sandbox.database import MySQLTarget
+from qcc_sandbox.scenario import Fault, Scenario, load_scenario
+from qcc_sandbox.state import build_state
 
 BIN_DIR = Path(__file__).with_name("bin")
 SANDBOX_PATH = f"{BIN_DIR}:/usr/bin:/bin"
@@ -43,7 +43,7 @@ T = TypeVar("T")
 
 _COMPOSE_FILE_TEXT = """\
 # Sandbox stand-in of qcc_plus's {file}: the services below are simulated by
-# bot/sandbox/bin/docker from state.json; this file only has to exist (compose -f checks it).
+# sandbox/qcc_sandbox/bin/docker from state.json; this file only has to exist (compose -f checks it).
 services:
   mysql:
     image: mysql:8.0
@@ -162,7 +162,7 @@ class SandboxDir:
         ``database`` is the real MySQL the scenario's schema checks and ``docker exec ...
         mysql`` use (None: those checks fail, markers still work). ``reset_logs`` empties
         ``commands.log``/``sessions.log`` and removes markers (a fresh host). Raises
-        :class:`bot.sandbox.scenario.ScenarioError` for an unknown or invalid scenario.
+        :class:`qcc_sandbox.scenario.ScenarioError` for an unknown or invalid scenario.
         """
         sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.checkout.mkdir(exist_ok=True)
