@@ -18,6 +18,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from bot.diagnosis import changes as changes_mod
+from bot.diagnosis import checklist as checklist_mod
+from bot.diagnosis import hypotheses as hypotheses_mod
 from bot.diagnosis.actions import build_actions
 from bot.diagnosis.context import AnalysisContext
 from bot.diagnosis.evidence import Finding, finding
@@ -26,7 +29,7 @@ from bot.diagnosis.logscan import CLASS_TO_CAUSE
 from bot.diagnosis.logsummary import summarize_logs
 from bot.diagnosis.redact import redact_text
 from bot.diagnosis.rules import RULES
-from bot.models import Action, Cause, Diagnosis, StepResult
+from bot.models import Action, Cause, ChangeSummary, CheckItem, Diagnosis, Hypothesis, StepResult
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +171,7 @@ def analyze(steps: list[StepResult], ctx: AnalysisContext, *, started_at: dateti
     except Exception:  # noqa: BLE001
         log.exception("building actions failed")
         actions = []
+    checklist, hypotheses, changes = _evidence_tables(facts, causes, extra_secrets)
     logs = next((s for s in steps if s.id == "proxy_logs" and s.output), None)
     summary = summarize_logs(logs.output, extra_secrets=extra_secrets) if logs is not None else None
     clean_steps, redacted = [], 0
@@ -185,4 +189,24 @@ def analyze(steps: list[StepResult], ctx: AnalysisContext, *, started_at: dateti
         log_summary=summary,
         redacted_lines=redacted,
         facts={k: _clean_value(v, extra_secrets) for k, v in facts.summary().items()},
+        checklist=checklist, hypotheses=hypotheses, changes=changes,
     )
+
+
+def _evidence_tables(facts: Facts, causes: list[Cause], extras: list[str] | None
+                     ) -> tuple[list[CheckItem], list[Hypothesis], ChangeSummary | None]:
+    """evidence: the checklist, the hypothesis table and what changed, redacted (issue 10)."""
+    try:
+        items = checklist_mod.build_checklist(facts)
+        hyps = hypotheses_mod.build_hypotheses(facts, causes, items)
+        changes = changes_mod.build_changes(facts)
+    except Exception:  # noqa: BLE001 - the tables must not lose the diagnosis
+        log.exception("building the evidence tables failed")
+        return [], [], None
+    items = [i.model_copy(update={"line": redact_text(i.line, extras)[0]}) for i in items]
+    hyps = [h.model_copy(update={"line": redact_text(h.line, extras)[0]}) for h in hyps]
+    if changes is not None:
+        changes = changes.model_copy(update={"ci_lines": [redact_text(x, extras)[0] for x in changes.ci_lines],
+                                             "head_subject": redact_text(changes.head_subject or "", extras)[0]
+                                             or None})
+    return items, hyps, changes
