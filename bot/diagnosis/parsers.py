@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
-from bot.diagnosis import hostparse, logparse
+from bot.diagnosis import evidenceparse, hostparse, logparse
 from bot.diagnosis.textutil import ANSI_RE, clean_text, parse_time
 
 __all__ = [
@@ -347,4 +347,7 @@ PARSERS: dict[str, Parser] = {
     "version_json": hostparse.parse_version_json,
     "git_log": hostparse.parse_git_log,
     "deploy_procs": hostparse.parse_deploy_procs,
+    # evidence (issue 10)
+    "mysql_log": evidenceparse.parse_mysql_log,
+    "actions_log": evidenceparse.parse_actions_log,
 }

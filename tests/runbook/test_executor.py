@@ -44,7 +44,8 @@ async def test_steps_run_concurrently_and_all_report() -> None:
             in_flight -= 1
             return await super().run(command, timeout_s=timeout_s)
 
-    shell = CountingRunner({'ps -a --no-trunc --filter "label': ps_line("qcc_test_proxy", "proxy"), "": ""})
+    shell = CountingRunner({'ps -a --no-trunc --filter "label': ps_line("qcc_test_proxy", "proxy") + "\n"
+                            + ps_line("qcc_test_mysql", "mysql"), "": ""})
     results, names = await RunbookExecutor(rb, concurrency=8).run("test", ENV, transports(shell))
     assert [r.id for r in results] == [s.id for s in rb.steps]
     assert names["proxy_container"] == "qcc_test_proxy"
