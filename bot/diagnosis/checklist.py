@@ -30,7 +30,7 @@ DISK_PCT = 90
 
 
 def _item(id_: str, label: str, status: str, line: str = "", settle: str = "") -> CheckItem:
-    return CheckItem(id=id_, label=label, status=status, line=quote(line) if line else "",  # type: ignore[arg-type]
+    return CheckItem(id=id_, label=label, status=status, line=quote(line) if line else "",
                      settle=settle)
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import re
 
+from bot.diagnosis import runningrules
 from bot.diagnosis.evidence import Finding, finding, following, phase_note, q, status_row
 from bot.diagnosis.facts import HEALTH_COLUMN, Facts
 from bot.diagnosis.logscan import CLASS_TO_CAUSE
-from bot.diagnosis import runningrules
 
 _UNKNOWN_COL_RE = re.compile(r"Unknown column '([^']+)'")
 _DUP_COL_RE = re.compile(r"Duplicate column name '([^']+)'")

@@ -14,7 +14,6 @@ the run that matters: the last one that crashed (unless a later run came up), el
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from functools import cached_property
 from typing import Any
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from bot.diagnosis.checklist import build_checklist
 from bot.diagnosis.facts import HEALTH_COLUMN, Facts, same_commit
-from bot.models import Cause, CheckItem, Hypothesis
+from bot.models import Cause, CheckItem, Hypothesis, Verdict
 
 CONFIRMED = 0.85
 Absent = Callable[[Facts, dict[str, CheckItem]], str | None]  # the ruled-out line, or None: not checked
@@ -204,13 +204,13 @@ SEED_FIVE = 5
 def build_hypotheses(f: Facts, causes: list[Cause], checklist: list[CheckItem] | None = None) -> list[Hypothesis]:
     """The table (see module doc). Never raises on thin facts: a failing check is ``not_checked``."""
     items = {i.id: i for i in (checklist if checklist is not None else build_checklist(f))}
-    found = {c.id: c for c in causes}
+    found: dict[str, Cause] = {str(c.id): c for c in causes}
     out = []
     for rank, (cid, title, check, absent) in enumerate(CATALOGUE, 1):
         seed = rank if rank <= SEED_FIVE else None
-        if (c := found.get(cid)) is not None:  # type: ignore[call-overload]
-            verdict = "confirmed" if c.confidence >= CONFIRMED and c is causes[0] else "likely"
-            out.append(Hypothesis(id=cid, title=title, verdict=verdict, check=check,  # type: ignore[arg-type]
+        if (c := found.get(cid)) is not None:
+            verdict: Verdict = "confirmed" if c.confidence >= CONFIRMED and c is causes[0] else "likely"
+            out.append(Hypothesis(id=cid, title=title, verdict=verdict, check=check,
                                   line=c.evidence[0] if c.evidence else c.title, confidence=c.confidence,
                                   seed_rank=seed))
             continue

@@ -165,7 +165,7 @@ def mysql_lost(f: Facts) -> Finding | None:
     else:
         conf = 0.7
     if any(e.process == "mysqld" and e.kind != "invoked" for e in f.oom or []):
-        conf = min(conf, 0.9)  # the OOM kill of mysqld is the cause; this is its effect
+        conf = min(conf, 0.8)  # the OOM kill of mysqld is the cause; this is its effect
     ev = [*q(lines[0] if lines else None), *q(lines[-1] if len(lines) > 1 else None)]
     if len(lines) > 2:
         ev.append(f"... {len(lines)} MySQL driver error lines after the listening line")
@@ -226,7 +226,8 @@ def listen_addr_mismatch(f: Facts) -> Finding | None:
     want = published_container_port(f) or f.ctx.proxy_port
     run = f.run
     got = listen_port(run.listening if run else None)
-    detail_port = proxy_detail(f).listen_port if proxy_detail(f) else None
+    pd = proxy_detail(f)
+    detail_port = pd.listen_port if pd is not None else None
     curl = f.availability("deployed_version").exit_status if f.ok("deployed_version") else None
     curl_note = {52: "curl exit 52 (empty reply: Docker accepted, nothing listens behind it)",
                  56: "curl exit 56 (connection reset: Docker accepted, nothing listens behind it)"}.get(curl or 0)
@@ -304,8 +305,8 @@ def dsn_wrong_target(f: Facts) -> Finding | None:
 
 def previous_image_running(f: Facts) -> Finding | None:
     """``/version`` names another commit than the checkout's HEAD: the push is not running."""
-    if f.version is None or not f.version.git_commit or not f.commits:
-        return None
+    if f.version is None or not f.version.git_commit or not f.commits or f.proxy_running is not True:
+        return None  # /version of a squatter on the port is not the proxy's build
     head = f.commits[0]
     if same_commit(f.version.git_commit, head.sha):
         return None
