@@ -229,7 +229,7 @@ class CiRun(BaseModel):
     lines: list[str] = Field(default_factory=list)
 
 
-_CI_STEP_RE = re.compile(r"^(?:([^\t]+)\t([^\t]+)\t)?(?:\d{4}-\d{2}-\d{2}T[\d:.]+Z\s)?(.*)$")
+_CI_STEP_RE = re.compile(r"^(?:([^\t]+)\t([^\t]+)\t)?(\d{4}-\d{2}-\d{2}T[\d:.]+Z\s)?(.*)$")
 _CI_HEALTH_RE = re.compile(r"health.?check|waiting for .*(?:8001|8000|proxy)|attempt \d+\s*/\s*\d+|"
                            r"curl.*127\.0\.0\.1:\d+", re.I)
 _CI_HEALTH_OK_RE = re.compile(r"health.?check (?:passed|ok|succeeded)|service is (?:up|healthy)", re.I)
@@ -240,7 +240,7 @@ _CI_CONCLUSION_RE = re.compile(r"(?:conclusion|status)[:=]\s*(success|failure|ca
 def parse_actions_log(text: str) -> CiRun | None:
     """Parse ``gh run view <id> --log`` (``job<TAB>step<TAB>time line``) or a raw run log.
 
-    None when the text holds no run-log line at all. The conclusion is ``failure`` when a
+    None when the text holds no run-log line (``job<TAB>step<TAB>`` or a leading ISO time). The conclusion is ``failure`` when a
     ``##[error]`` line or ``Process completed with exit code N`` (N != 0) appears, ``success``
     when the log ends without one, unless a ``conclusion: X`` line says otherwise.
     """
@@ -251,8 +251,10 @@ def parse_actions_log(text: str) -> CiRun | None:
         if not line:
             continue
         m = _CI_STEP_RE.match(line)
-        step = m.group(2) if m and m.group(2) else None
-        body = (m.group(3) if m else line).strip()
+        if m is None or not (m.group(2) or m.group(3)):
+            continue  # not a run-log line (e.g. the step's `CI run log: not configured` note)
+        step = m.group(2) or None
+        body = m.group(4).strip()
         seen_any = True
         if c := _CI_CONCLUSION_RE.search(body):
             run.conclusion = c.group(1).lower()

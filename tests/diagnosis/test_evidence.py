@@ -184,3 +184,8 @@ def test_listen_mismatch_from_the_listening_line(ctx: AnalysisContext) -> None:
     f = facts(ctx, **host, proxy_logs=logtext(*entries), deployed_version="")
     hit = runningrules.listen_addr_mismatch(f)
     assert hit is not None and any("listening on :8000" in e for e in hit.evidence)
+
+
+def test_actions_log_not_configured_is_no_evidence() -> None:
+    """The step's `CI run log: not configured` note parses to None (no run, no conclusion)."""
+    assert ep.parse_actions_log("CI run log: not configured (no gh CLI on the host)\n") is None
