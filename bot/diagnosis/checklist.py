@@ -21,6 +21,7 @@ Each item is ``ok`` (✓), ``fail`` (✗) or ``unknown`` (?) with the deciding l
 
 from __future__ import annotations
 
+from bot.diagnosis import evidenceparse as ep
 from bot.diagnosis import runningrules as rr
 from bot.diagnosis.evidence import quote
 from bot.diagnosis.facts import Facts, same_commit
@@ -44,6 +45,10 @@ def _proxy_running(f: Facts) -> CheckItem:
     row = f.proxy_row or f.proxy_name
     if status != "running":
         return _item("proxy_running", label, "fail", row, settle)
+    d = rr.proxy_detail(f)
+    health = (d.health if d else None) or (ep.ps_health(f.proxy.status) if f.proxy else None)
+    if health == "unhealthy":
+        return _item("proxy_running", label, "fail", f"{row}; Health.Status=unhealthy", settle)
     if f.restart_count > 0 or len(f.crashed_runs) > 0:
         why = f"RestartCount={f.restart_count}" if f.restart_count else \
             f"{len(f.crashed_runs)} crashed run(s) in the log"

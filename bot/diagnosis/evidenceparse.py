@@ -240,9 +240,10 @@ _CI_CONCLUSION_RE = re.compile(r"(?:conclusion|status)[:=]\s*(success|failure|ca
 def parse_actions_log(text: str) -> CiRun | None:
     """Parse ``gh run view <id> --log`` (``job<TAB>step<TAB>time line``) or a raw run log.
 
-    None when the text holds no run-log line (``job<TAB>step<TAB>`` or a leading ISO time). The conclusion is ``failure`` when a
-    ``##[error]`` line or ``Process completed with exit code N`` (N != 0) appears, ``success``
-    when the log ends without one, unless a ``conclusion: X`` line says otherwise.
+    None when the text holds no run-log line (``job<TAB>step<TAB>`` or a leading ISO time).
+    The conclusion is ``failure`` when a ``##[error]`` line or ``Process completed with exit
+    code N`` (N != 0) appears, ``success`` when the log ends without one,
+    unless a ``conclusion: X`` line says otherwise.
     """
     run = CiRun()
     seen_any = False
