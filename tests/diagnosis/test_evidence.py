@@ -189,3 +189,19 @@ def test_listen_mismatch_from_the_listening_line(ctx: AnalysisContext) -> None:
 def test_actions_log_not_configured_is_no_evidence() -> None:
     """The step's `CI run log: not configured` note parses to None (no run, no conclusion)."""
     assert ep.parse_actions_log("CI run log: not configured (no gh CLI on the host)\n") is None
+
+
+def test_ci_run_log_confirms_port_conflict_and_rollback(ctx: AnalysisContext) -> None:
+    """A failed deploy run with `port is already allocated` is a port_conflict quoting the run log;
+    its rollback line lifts previous_image_running."""
+    log = ("deploy\tDeploy to test\t2025-12-10T06:15:05.1Z Error response from daemon: Bind for 0.0.0.0:8001 "
+           "failed: port is already allocated\n"
+           "deploy\tDeploy to test\t2025-12-10T06:15:06.1Z re-tagging the previous image and rolling back\n"
+           "deploy\tDeploy to test\t2025-12-10T06:15:07.1Z ##[error]Process completed with exit code 1.\n")
+    f = facts(ctx, **healthy_host(), proxy_logs=logtext(*start()), ci_run_log=log, checkout_head=HEAD,
+              deployed_version='{"version":"v1.9.3","git_commit":"3f9c2ab"}')
+    hit = runningrules.ci_deploy(f)
+    assert hit is not None and hit.id == "port_conflict" and any("port is already allocated" in e
+                                                                  for e in hit.evidence)
+    prev = runningrules.previous_image_running(f)
+    assert prev is not None and prev.confidence >= 0.9 and any("rolling back" in e for e in prev.evidence)
