@@ -3,12 +3,16 @@
 Subcommands::
 
     qcc-bot diagnose [--env NAME] [--format text|json] [--save-bundle DIR]
+    qcc-bot fix [--env NAME] [--fresh] [ACTION]
     qcc-bot analyze DIR [--format text|json]
-    qcc-bot demo [--scenario NAME] [--format text|json] [--list-scenarios]
+    qcc-bot demo [--scenario NAME] [--format text|json] [--list-scenarios] [--fix]
     qcc-bot check-config [--env NAME]
     qcc-bot serve [--http] [--port N]
 
 ``--config PATH`` (or ``$QCC_CONFIG``, default ``./qcc.yaml``) names the YAML file.
+``diagnose`` and ``fix`` record their runs in the state store (``state_url``) like Slack does,
+as actor ``cli:<OS user>``. ``serve`` is the Slack front end, found through the
+``qcc_chatops.frontends`` entry point (``bot/`` never imports the Slack layer).
 Exit codes: 0 a report was produced (whatever it found) / the command succeeded;
 2 bad input (configuration, unknown environment, bad bundle); 1 an internal error;
 130 interrupted.
@@ -23,12 +27,15 @@ import logging
 import sys
 import uuid
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 
 from bot.errors import BadCommand, BotError, ConfigError, RunbookError, UserError
-from bot.models import Diagnosis, StepResult
+from bot.models import Diagnosis
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 log = logging.getLogger("qcc_bot")
 
@@ -60,6 +67,15 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="environment name from the config (default: the only one, else slack.default_environment)")
     d.add_argument("--save-bundle", metavar="DIR", help="also write the raw step outputs to DIR (replayable)")
 
+    f = sub.add_parser("fix", parents=[common],
+                       help="list, confirm (typed environment name) and run a fix without Slack")
+    f.add_argument("--env", metavar="NAME",
+                   help="environment name from the config (default: the only one, else slack.default_environment)")
+    f.add_argument("--fresh", action="store_true",
+                   help="diagnose now instead of using the latest recorded diagnosis")
+    f.add_argument("action", nargs="?", metavar="ACTION",
+                   help="fix to run: its id (e.g. add_column) or number; without it, list the fixes")
+
     a = sub.add_parser("analyze", parents=[common, fmt], help="re-analyze a saved bundle offline")
     a.add_argument("bundle", metavar="DIR", help="directory written by diagnose --save-bundle")
 
@@ -68,6 +84,8 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--scenario", default="migration_failed", help="sandbox scenario (see --list-scenarios)")
     m.add_argument("--list-scenarios", action="store_true", help="list the scenarios and exit")
     m.add_argument("--save-bundle", metavar="DIR", help="also write the raw step outputs to DIR")
+    m.add_argument("--fix", action="store_true",
+                   help="the whole loop: diagnose, propose, confirm (typed for you), fix, verify")
 
     c = sub.add_parser("check-config", parents=[common], help="validate the config and report every problem")
     c.add_argument("--env", metavar="NAME", help="check only this environment")
@@ -88,17 +106,6 @@ def _print_report(diagnosis: Diagnosis, fmt: str, out: TextIO) -> None:
 
     width = None if out.isatty() else 120
     render_text(diagnosis, Console(file=out, highlight=False, soft_wrap=False, width=width))
-
-
-def _progress_printer(err: TextIO):
-    async def on_progress(step: StepResult) -> None:
-        if step.error == "running":
-            return
-        note = f" ({step.error})" if step.error else ""
-        err.write(f"  · {step.id}: {step.status.value} in {step.duration_s:.2f}s{note}\n")
-        err.flush()
-
-    return on_progress
 
 
 def _pick_environment(settings, name: str | None) -> str:  # noqa: ANN001
@@ -147,8 +154,8 @@ def _save_bundle_after_report(target: str | None, bundle, err: TextIO) -> int:  
     return 0
 
 
-async def _diagnose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from bot.app import lifespan
+def _usable_settings(args: argparse.Namespace) -> Settings:
+    """Settings with ``args.env`` picked and checked before any connection."""
     from bot.config import check_environment_files, load_settings
 
     settings = load_settings(args.config)
@@ -157,12 +164,33 @@ async def _diagnose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     problems = check_environment_files(settings, args.env)
     if problems:
         raise ConfigError(f"environment {args.env!r} cannot be used (run check-config)", problems)
+    return settings
+
+
+async def _diagnose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.app import lifespan
+    from bot.cli_fix import cli_actor, diagnose_recorded
+
+    settings = _usable_settings(args)
     _check_bundle_target(args.save_bundle)
-    async with lifespan(settings) as services:
-        progress = _progress_printer(err) if args.format == "text" and err.isatty() else None
-        run = await services.diagnosis.diagnose(args.env, on_progress=progress)
-    _print_report(run.diagnosis, args.format, out)
-    return _save_bundle_after_report(args.save_bundle, run.bundle, err)
+    # Live progress only for a text report on a terminal: JSON and piped output stay clean.
+    console = Console(file=out, highlight=False)
+    async with lifespan(settings, with_state=True) as services:
+        recorded = await diagnose_recorded(services, args.env, actor=cli_actor(), console=console,
+                                           live=args.format == "text" and out.isatty())
+    _print_report(recorded.diagnosis, args.format, out)
+    return _save_bundle_after_report(args.save_bundle, recorded.bundle, err)
+
+
+async def _fix(args: argparse.Namespace, out: TextIO, inp: TextIO) -> int:
+    from bot.app import lifespan
+    from bot.cli_fix import cli_actor, stdin_confirm, terminal_fix
+
+    settings = _usable_settings(args)
+    console = Console(file=out, highlight=False, soft_wrap=False, width=None if out.isatty() else 120)
+    async with lifespan(settings, with_state=True) as services:
+        return await terminal_fix(services, args.env, action=args.action, fresh=args.fresh, actor=cli_actor(),
+                                  console=console, confirm=stdin_confirm(inp, console), live=out.isatty())
 
 
 def _analyze(args: argparse.Namespace, out: TextIO) -> int:
@@ -192,6 +220,10 @@ async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 0
     if not args.scenario.strip():
         raise BadCommand("--scenario needs a name (see --list-scenarios)")
+    if args.fix:
+        from bot.cli_fix import demo_fix
+
+        return await demo_fix(args.scenario, out=out, err=err)
     _check_bundle_target(args.save_bundle)
     run = await run_demo(args.scenario, log=err)
     _print_report(run.diagnosis, args.format, out)
@@ -226,22 +258,33 @@ async def _serve(args: argparse.Namespace) -> int:
     from bot.config import load_settings
 
     settings = load_settings(args.config)
-    from handlers.server import serve  # the Slack layer; bot/ itself never imports slack_*
+    from importlib.metadata import entry_points
 
+    # The Slack layer registers itself (pyproject: [project.entry-points."qcc_chatops.frontends"]).
+    found = list(entry_points(group="qcc_chatops.frontends", name="serve"))
+    if not found:
+        raise BotError("the Slack front end is not installed (pip install qcc-chatops, or -e . in a checkout)")
+    serve = found[0].load()
     await serve(settings, http=args.http, port=args.port, host=args.host)
     return 0
 
 
-def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Run the CLI with ``argv``; returns the exit code (never raises for known errors)."""
+def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None,
+        inp: TextIO | None = None) -> int:
+    """Run the CLI with ``argv``; returns the exit code (never raises for known errors).
+
+    ``inp`` (default stdin) is where ``fix`` reads the typed confirmation."""
     out = out or sys.stdout
     err = err or sys.stderr
+    inp = inp or sys.stdin
     args = _build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=err,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "diagnose":
             return asyncio.run(_diagnose(args, out, err))
+        if args.command == "fix":
+            return asyncio.run(_fix(args, out, inp))
         if args.command == "analyze":
             return _analyze(args, out)
         if args.command == "demo":

@@ -102,6 +102,41 @@ class ApprovalPolicy(_Strict):
     approver_usergroup: str | None = None  # Slack user group id (checked with usergroups.users.list)
     allow_self_approval: bool = True
     expiry_s: int = Field(900, ge=30, le=86400)
+    # `qcc-bot fix` in a terminal (typed confirmation, no Slack approver): refused in production unless True.
+    allow_terminal_fixes: bool = False
+
+
+class GitHubTrigger(_Strict):
+    """The deploy workflow whose ``workflow_run`` webhooks belong to this environment.
+
+    ``workflow`` is the workflow's name (``Deploy test``) or its file path
+    (``.github/workflows/deploy-test.yml``); ``branch`` (optional) limits it to runs of one
+    branch. The webhook secret is global (``webhooks.github_secret_env``).
+    """
+
+    repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")  # owner/name
+    workflow: str = Field(min_length=1, max_length=200)
+    branch: str | None = Field(None, min_length=1, max_length=200)
+
+
+class AlertmanagerTrigger(_Strict):
+    """Alertmanager alerts for this environment: every label in ``match`` must be equal
+    (e.g. ``{job: qcc_plus, env: test}``); an empty mapping matches nothing."""
+
+    match: dict[str, str] = Field(default_factory=dict)
+
+
+class EnvironmentTriggers(_Strict):
+    """What starts a diagnosis without anyone typing (see :mod:`handlers.webhooks`)."""
+
+    github: GitHubTrigger | None = None
+    alertmanager: AlertmanagerTrigger | None = None
+
+
+class EnvironmentSlack(_Strict):
+    """Where the environment's automatic incidents are posted (a Slack channel id)."""
+
+    incident_channel: str | None = Field(None, pattern=r"^[A-Z0-9]{2,32}$")
 
 
 class EnvironmentConfig(_Strict):
@@ -139,6 +174,8 @@ class EnvironmentConfig(_Strict):
     channels: list[str] = Field(default_factory=list)  # Slack channel ids where /qcc may target it
     ci_repo: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
     ci_workflow: str | None = None
+    slack: EnvironmentSlack = Field(default_factory=EnvironmentSlack)
+    triggers: EnvironmentTriggers = Field(default_factory=EnvironmentTriggers)
 
     def model_post_init(self, __context: Any) -> None:  # noqa: D401 - pydantic hook
         """Production defaults: no self-approval unless explicitly allowed."""
@@ -171,6 +208,48 @@ class GitHubSettings(_Strict):
     api_url: str = "https://api.github.com"
 
 
+class WebhookSettings(_Strict):
+    """The trigger endpoints (``POST /hooks/github``, ``POST /hooks/alertmanager``).
+
+    Secrets are read from the variables named here (never from the YAML): the GitHub webhook
+    secret (HMAC-SHA256 of the body, ``X-Hub-Signature-256``) and an optional bearer token
+    Alertmanager sends (``http_config.authorization``). Without ``github_secret_env`` the
+    GitHub endpoint refuses every request.
+    """
+
+    github_secret_env: str | None = Field(None, pattern=_ENV_VAR_RE)
+    alertmanager_token_env: str | None = Field(None, pattern=_ENV_VAR_RE)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=25 * 1024 * 1024)
+    # How long a webhook delivery id is remembered for replay protection.
+    delivery_retention_days: int = Field(14, ge=1, le=365)
+
+    def github_secret(self, env: dict[str, str] | None = None) -> SecretStr | None:
+        """The GitHub webhook secret from ``$github_secret_env`` (None when unset or empty)."""
+        return _secret_from(self.github_secret_env, env)
+
+    def alertmanager_token(self, env: dict[str, str] | None = None) -> SecretStr | None:
+        """The Alertmanager bearer token from ``$alertmanager_token_env`` (None: no token required)."""
+        return _secret_from(self.alertmanager_token_env, env)
+
+
+def _secret_from(name: str | None, env: dict[str, str] | None) -> SecretStr | None:
+    value = (os.environ if env is None else env).get(name, "") if name else ""
+    return SecretStr(value) if value else None
+
+
+class WatchSettings(_Strict):
+    """The post-deploy watch: poll an environment for ``window_min`` minutes every
+    ``interval_s`` seconds; it is *degraded* when a threshold is crossed."""
+
+    window_min: float = Field(10.0, gt=0, le=24 * 60)
+    interval_s: float = Field(20.0, gt=0, le=3600)
+    after_green_deploy: bool = True  # a successful deploy workflow_run starts a watch
+    min_available_mb: int = Field(200, ge=0)  # host memory "available" below this: degraded
+    max_workers: int = Field(6, ge=0)  # claude/node health-check processes above this: degraded
+    max_new_restarts: int = Field(0, ge=0)  # proxy restarts during the window above this: degraded
+    failed_polls: int = Field(2, ge=1, le=100)  # consecutive degraded polls before acting
+
+
 class Settings(BaseSettings):
     """Everything the bot needs, validated once at start-up.
 
@@ -190,6 +269,8 @@ class Settings(BaseSettings):
     state_url: str = "sqlite+aiosqlite:///qcc-state.db"
     slack: SlackSettings = Field(default_factory=SlackSettings)
     github: GitHubSettings = Field(default_factory=GitHubSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    watch: WatchSettings = Field(default_factory=WatchSettings)
     step_concurrency: int = Field(8, ge=1, le=64)
     # Replicas and restarts (see ``owner``): who owns a run, and when an owner counts as dead.
     instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -380,7 +461,7 @@ def check_environment_files(settings: Settings, name: str | None = None) -> list
 
 
 def known_secrets(settings: Settings, env: dict[str, str] | None = None) -> list[str]:
-    """Every configured secret value (MySQL passwords, Slack and GitHub tokens).
+    """Every configured secret value (MySQL passwords, Slack and GitHub tokens, webhook secrets).
 
     Used to scrub anything shown, posted or saved, in addition to pattern-based redaction.
     Values shorter than 4 characters are left out (they would redact ordinary words).
@@ -390,6 +471,9 @@ def known_secrets(settings: Settings, env: dict[str, str] | None = None) -> list
     for env_cfg in settings.environments.values():
         if env_cfg.mysql and env_cfg.mysql.password_env:
             values.append(env.get(env_cfg.mysql.password_env, ""))
+    for name in (settings.webhooks.github_secret_env, settings.webhooks.alertmanager_token_env):
+        if name:
+            values.append(env.get(name, ""))
     for secret in (settings.slack.bot_token, settings.slack.app_token, settings.slack.signing_secret,
                    settings.github.token):
         if secret is not None:

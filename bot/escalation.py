@@ -37,10 +37,11 @@ from bot.diagnosis.parsers import resolve_container
 from bot.diagnosis.redact import redact_text
 from bot.errors import BotError
 from bot.models import Diagnosis, StepStatus
+from bot.runbook.steps import StepId
 from bot.service import DiagnosisService
 from bot.transports.base import CommandRunner, TransportProvider
 
-RESOURCE_STEPS = ["resource_usage", "host_memory", "host_disk", "host_processes"]
+RESOURCE_STEPS = [StepId.RESOURCE_USAGE, StepId.HOST_MEMORY, StepId.HOST_DISK, StepId.HOST_PROCESSES]
 CHUNK_LINES = 20000
 CHUNK_BYTES = 8 * 1024 * 1024
 DUMP_TIMEOUT_S = 300.0

@@ -14,24 +14,73 @@
    with the steps before (from the diagnosis) and after.
 
 Everything in the outcome is redacted.
+
+:data:`FIXES` is the one registry of fixes, keyed by :class:`~bot.models.ActionId`: each entry
+names its builder (in :mod:`bot.diagnosis.actions`), its precondition check (in
+:mod:`bot.preconditions`; None only for advice, which never runs) and the pydantic model its
+``Action.params`` must validate against.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from bot import preconditions as pre
 from bot.bundle import Bundle
 from bot.config import Settings
+from bot.diagnosis import actions
 from bot.errors import ApprovalError, BotError, CommandTimeout, TransportError
-from bot.models import Action, ActionKind, CommandResult, Diagnosis, StepResult
-from bot.preconditions import Check, FixContext, check_precondition
+from bot.models import Action, ActionId, ActionKind, CommandResult, Diagnosis, StepResult
+from bot.preconditions import Check, Checker, FixContext, check_precondition
 from bot.service import DiagnosisService
 from bot.state.models import ApprovalStatus, RunKind, RunStatus
 from bot.state.store import StateStore, new_id
 from bot.transports.base import EnvironmentTransports, TransportProvider
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One fix of the registry: how it is built, re-checked and parameterised."""
+
+    id: ActionId
+    kind: ActionKind
+    builder: Callable[..., Any]
+    check: Checker | None
+    params: type[BaseModel]
+
+
+def _advice(action_id: ActionId) -> Fix:
+    return Fix(action_id, ActionKind.ADVICE, actions.advice, None, actions.NoParams)
+
+
+FIXES: dict[ActionId, Fix] = {
+    ActionId.ADD_COLUMN: Fix(ActionId.ADD_COLUMN, ActionKind.SQL, actions.add_column, pre.check_add_column,
+                             actions.AddColumnParams),
+    ActionId.RESTART_PROXY: Fix(ActionId.RESTART_PROXY, ActionKind.SSH, actions.restart_proxy,
+                                pre.check_container_state, actions.RestartParams),
+    ActionId.ROLLBACK: Fix(ActionId.ROLLBACK, ActionKind.SSH, actions.rollback, pre.check_rollback,
+                           actions.RollbackParams),
+    ActionId.FREE_PORT: Fix(ActionId.FREE_PORT, ActionKind.ADVICE, actions.port_actions, pre.check_port_holder,
+                            actions.PortParams),
+    ActionId.REMOVE_SQUATTER: Fix(ActionId.REMOVE_SQUATTER, ActionKind.SSH, actions.port_actions,
+                                  pre.check_port_holder, actions.PortParams),
+    **{a: _advice(a) for a in ActionId if a in actions.ADVICE},
+}
+
+
+def fix_for(action_id: str) -> Fix | None:
+    """The registry entry of ``action_id``, or None for an id the registry does not know."""
+    try:
+        return FIXES.get(ActionId(action_id))
+    except ValueError:
+        return None
+
 
 SSH_TIMEOUT_S = 900.0  # a rollback rebuilds the image
 SQL_TIMEOUT_S = 120.0
@@ -104,6 +153,17 @@ class FixRunner:
         await self.state.save_steps(run_id, "after", outcome.after)
         await self._finish(run_id, approval_id, actor, outcome.status, outcome.summary)
         return outcome
+
+    async def precheck(self, env_name: str, action: Action, diagnosis_run_id: str) -> Check:
+        """The precondition check of ``action`` now, as :meth:`execute` will re-run it (read-only;
+        for a front end to show before asking for confirmation)."""
+        diag_run = await self.state.get_run(diagnosis_run_id)
+        transports = await self.transports.get(env_name)
+        ctx = FixContext(env_name=env_name, env=self.settings.environment(env_name), action=action,
+                         transports=transports, service=self.diagnosis, diagnosis=diag_run.diagnosis(),
+                         analysis=(Bundle.model_validate_json(diag_run.bundle_json).context
+                                   if diag_run.bundle_json else None))
+        return await check_precondition(ctx)
 
     async def _finish(self, run_id: str, approval_id: str, actor: str, status: ApprovalStatus,
                       summary: str) -> None:

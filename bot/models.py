@@ -18,33 +18,60 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CauseId = Literal[
-    "migration_failed",
-    "startup_health_check_overload",
-    "panic",
-    "runtime_fatal",
-    "deploy_health_timeout",
-    "port_conflict",
-    "oom_killed",
-    "mysql_unavailable",
-    "mysql_access_denied",
-    "config_error",
-    "disk_full",
-    "container_missing",
-    "docker_unresponsive",
-    "deploy_in_progress",
-    "crash_loop",
+
+class CauseId(StrEnum):
+    """The fixed vocabulary of causes a rule may name (``finding()`` takes one)."""
+
+    MIGRATION_FAILED = "migration_failed"
+    STARTUP_HEALTH_CHECK_OVERLOAD = "startup_health_check_overload"
+    PANIC = "panic"
+    RUNTIME_FATAL = "runtime_fatal"
+    DEPLOY_HEALTH_TIMEOUT = "deploy_health_timeout"
+    PORT_CONFLICT = "port_conflict"
+    OOM_KILLED = "oom_killed"
+    MYSQL_UNAVAILABLE = "mysql_unavailable"
+    MYSQL_ACCESS_DENIED = "mysql_access_denied"
+    CONFIG_ERROR = "config_error"
+    DISK_FULL = "disk_full"
+    CONTAINER_MISSING = "container_missing"
+    DOCKER_UNRESPONSIVE = "docker_unresponsive"
+    DEPLOY_IN_PROGRESS = "deploy_in_progress"
+    CRASH_LOOP = "crash_loop"
     # evidence: faults of a running system and of what changed (issue 10)
-    "mysql_lost",
-    "mysql_oom_killed",
-    "listen_addr_mismatch",
-    "bad_data",
-    "dsn_wrong_target",
-    "previous_image_running",
-    "healthy",
-    "unknown",
-]
-CAUSE_IDS: tuple[str, ...] = CauseId.__args__  # type: ignore[attr-defined]
+    MYSQL_LOST = "mysql_lost"
+    MYSQL_OOM_KILLED = "mysql_oom_killed"
+    LISTEN_ADDR_MISMATCH = "listen_addr_mismatch"
+    BAD_DATA = "bad_data"
+    DSN_WRONG_TARGET = "dsn_wrong_target"
+    PREVIOUS_IMAGE_RUNNING = "previous_image_running"
+    HEALTHY = "healthy"
+    UNKNOWN = "unknown"
+
+
+CAUSE_IDS: tuple[str, ...] = tuple(c.value for c in CauseId)
+
+
+class ActionId(StrEnum):
+    """Ids of suggested fixes; each has one entry in the fix registry (``bot.fixes.FIXES``)."""
+
+    ADD_COLUMN = "add_column"
+    RESTART_PROXY = "restart_proxy"
+    ROLLBACK = "rollback"
+    FREE_PORT = "free_port"
+    REMOVE_SQUATTER = "remove_squatter"
+    # advice: nothing to run, a human changes code or configuration
+    LOWER_HEALTH_CHECK_CONCURRENCY = "lower_health_check_concurrency"
+    DELAY_FIRST_HEALTH_CHECK = "delay_first_health_check"
+    ADD_PANIC_RECOVERY = "add_panic_recovery"
+    MAKE_MIGRATION_IDEMPOTENT = "make_migration_idempotent"
+    GRANT_MYSQL_PRIVILEGES = "grant_mysql_privileges"
+    FIX_DSN = "fix_dsn"
+    FREE_DISK = "free_disk"
+    WAIT_FOR_DEPLOY = "wait_for_deploy"
+    CHECK_DOCKER_DAEMON = "check_docker_daemon"
+    FIX_RUNTIME_FATAL = "fix_runtime_fatal"
+    LIMIT_MEMORY = "limit_memory"
+    SPEED_UP_START = "speed_up_start"
 
 
 class StepStatus(StrEnum):
@@ -101,6 +128,25 @@ class StepResult(BaseModel):
     command: str | None = None  # rendered command (no secrets: passwords never go on a command line)
 
 
+class StepPhase(StrEnum):
+    """Where a step is in its run: waiting for a slot, running, or done (see :class:`StepEvent`)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+class StepEvent(BaseModel):
+    """One progress event of a runbook step; ``result`` is set exactly when ``phase`` is FINISHED."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step_id: str
+    title: str
+    phase: StepPhase
+    result: StepResult | None = None  # set when FINISHED
+
+
 class Cause(BaseModel):
     """A likely cause with the evidence that supports it.
 
@@ -128,7 +174,7 @@ class ActionKind(StrEnum):
 class Action(BaseModel):
     """A suggested fix. ``commands`` are exact, already quoted shell lines or SQL statements."""
 
-    id: str  # add_column | restart_proxy | rollback | free_port | remove_squatter | advice ids
+    id: str  # an ActionId value; kept a str so a stored or unknown id loads (and then never runs)
     title: str
     kind: ActionKind = ActionKind.SSH
     commands: list[str] = Field(default_factory=list)

@@ -7,7 +7,7 @@ Each check observes the environment *now* and answers two questions:
   pinned commit? port still held?)
 * ``fixed`` — is the state the fix aims for already there? Used after the fix to verify it.
 
-``CHECKS`` maps an action id to its check. An action without a check never runs (fails
+The fix registry (``bot.fixes.FIXES``) maps an action id to its check. An action without a check never runs (fails
 closed). Checks use the runbook's own steps and parsers where they exist.
 """
 
@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from bot.config import EnvironmentConfig
 from bot.diagnosis.context import AnalysisContext
@@ -27,6 +27,7 @@ from bot.diagnosis.hostparse import parse_deploy_procs, parse_schema_columns, pa
 from bot.diagnosis.parsers import Container, parse_docker_ps, pick_container
 from bot.errors import TransportError
 from bot.models import Action, Diagnosis, StepStatus
+from bot.runbook.steps import StepId
 from bot.service import DiagnosisService
 from bot.transports.base import EnvironmentTransports
 
@@ -74,7 +75,7 @@ def _diagnosed_state(ctx: FixContext) -> str | None:
     if ctx.diagnosis is None:
         return None
     for step in ctx.diagnosis.steps:
-        if step.id == "container_status" and step.status == StepStatus.OK:
+        if step.id == StepId.CONTAINER_STATUS and step.status == StepStatus.OK:
             c = _proxy(ctx, parse_docker_ps(step.output))
             return c.state if c else "missing"
     return None
@@ -104,9 +105,9 @@ async def check_add_column(ctx: FixContext) -> Check:
 async def check_container_state(ctx: FixContext) -> Check:
     """No deploy/build is running, and the proxy container is still in the state the diagnosis
     saw (and not running)."""
-    steps = {s.id: s for s in await ctx.service.run_checks(ctx.env_name, ["container_status",
-                                                                          "deploy_running"])}
-    status, deploys = steps.get("container_status"), steps.get("deploy_running")
+    steps = {s.id: s for s in await ctx.service.run_checks(ctx.env_name, [StepId.CONTAINER_STATUS,
+                                                                          StepId.DEPLOY_RUNNING])}
+    status, deploys = steps.get(StepId.CONTAINER_STATUS), steps.get(StepId.DEPLOY_RUNNING)
     if status is None or status.status != StepStatus.OK:
         why = (status.error or status.status.value) if status else "step missing"
         return Check(holds=False, detail=f"cannot read container states: {why}")
@@ -151,10 +152,10 @@ async def check_rollback(ctx: FixContext) -> Check:
 
 async def _port_state(ctx: FixContext) -> tuple[int, list[str], list[Container]]:
     port = int(ctx.action.params.get("port") or ctx.env.proxy_port)
-    steps = {s.id: s for s in await ctx.service.run_checks(ctx.env_name, ["port_listeners",
-                                                                          "port_publishers"])}
-    listeners = steps.get("port_listeners")
-    publishers = steps.get("port_publishers")
+    steps = {s.id: s for s in await ctx.service.run_checks(ctx.env_name, [StepId.PORT_LISTENERS,
+                                                                          StepId.PORT_PUBLISHERS])}
+    listeners = steps.get(StepId.PORT_LISTENERS)
+    publishers = steps.get(StepId.PORT_PUBLISHERS)
     if listeners is None or listeners.status != StepStatus.OK:
         raise TransportError("cannot read the port listeners", detail=listeners.error if listeners else None)
     holders = [f"{name}:{pid}" for lst in parse_ss_listeners(listeners.output) if lst.port == port
@@ -186,21 +187,21 @@ async def check_port_holder(ctx: FixContext) -> Check:
     return Check(holds=True, detail=f"port {port} is held by {', '.join(holders) or squatters[0].name}")
 
 
-CHECKS: dict[str, Checker] = {
-    "add_column": check_add_column,
-    "restart_proxy": check_container_state,
-    "rollback": check_rollback,
-    "free_port": check_port_holder,
-    "remove_squatter": check_port_holder,
-}
-
-
 async def check_precondition(ctx: FixContext) -> Check:
-    """Run the action's check; unknown actions and unreadable state never allow a run."""
-    checker = CHECKS.get(ctx.action.id)
-    if checker is None:
+    """Run the action's check from the fix registry (``bot.fixes.FIXES``); unknown actions,
+    params that do not fit the fix's params model and unreadable state never allow a run."""
+    from bot.fixes import fix_for  # the registry imports the checks of this module
+
+    fix = fix_for(ctx.action.id)
+    if fix is None or fix.check is None:
         return Check(holds=False,
                      detail=f"no precondition check is defined for fix {ctx.action.id!r}; not run")
+    try:
+        fix.params.model_validate(ctx.action.params)
+    except ValidationError as exc:
+        return Check(holds=False, detail=f"the fix's params do not fit {fix.params.__name__}: "
+                                         f"{exc.errors()[0]['msg']}; not run")
+    checker = fix.check
     try:
         return await checker(ctx)
     except TransportError as exc:

@@ -12,7 +12,7 @@ is analyzed, shown or saved.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
@@ -22,12 +22,17 @@ from bot.config import EnvironmentConfig, Settings, known_secrets
 from bot.diagnosis.context import AnalysisContext
 from bot.diagnosis.engine import analyze, redact_step
 from bot.diagnosis.logsummary import summarize_logs
-from bot.diagnosis.parsers import Container, parse_docker_ps
+from bot.diagnosis.parsers import Container, parse_docker_log_parts, parse_docker_ps, resolve_step_names
 from bot.diagnosis.redact import redact_text
-from bot.models import Diagnosis, LogSummary, StepResult, StepStatus
-from bot.runbook.executor import ProgressCallback, RunbookExecutor
+from bot.models import Diagnosis, LogSummary, StepEvent, StepResult, StepStatus
+from bot.runbook.executor import RunbookExecutor
 from bot.runbook.models import Runbook
+from bot.runbook.steps import StepId
 from bot.transports.base import TransportProvider
+
+EventCallback = Callable[[StepEvent], Awaitable[None]]
+"""What :meth:`DiagnosisService.diagnose` reports progress to: one redacted :class:`StepEvent` per
+phase change of a step (queued -> running -> finished, ``result`` set when finished)."""
 
 
 class DiagnosisRun(BaseModel):
@@ -50,7 +55,7 @@ class DiagnosisService:
         self.on_step = on_step
         self.runbook = runbook
         self.transports = transports
-        self.executor = RunbookExecutor(runbook, concurrency=settings.step_concurrency)
+        self.executor = RunbookExecutor(runbook, concurrency=settings.step_concurrency, resolver=resolve_step_names)
         self.secrets = list(secrets) if secrets is not None else known_secrets(settings)
 
     def redact(self, text: str) -> str:
@@ -61,7 +66,7 @@ class DiagnosisService:
         """``step`` with its output, stderr, error and command redacted."""
         return redact_step(step, self.secrets)[0]
 
-    async def _run(self, env_name: str, *, on_progress: ProgressCallback | None = None,
+    async def _run(self, env_name: str, *, on_progress: EventCallback | None = None,
                    only: set[str] | None = None
                    ) -> tuple[EnvironmentConfig, list[StepResult], dict[str, str]]:
         """Run steps; returns the environment, the RAW step results and resolved names.
@@ -71,9 +76,11 @@ class DiagnosisService:
         env = self.settings.environment(env_name)
         transports = await self.transports.get(env_name)
 
-        async def progress(result: StepResult) -> None:
+        async def progress(event: StepEvent) -> None:
             if on_progress is not None:
-                await on_progress(self.redact_step(result))
+                if event.result is not None:
+                    event = event.model_copy(update={"result": self.redact_step(event.result)})
+                await on_progress(event)
 
         steps, names = await self.executor.run(env_name, env, transports, on_progress=progress, only=only)
         if self.on_step is not None:
@@ -81,12 +88,13 @@ class DiagnosisService:
                 self.on_step(step)
         return env, steps, names
 
-    async def diagnose(self, env_name: str, *, on_progress: ProgressCallback | None = None) -> DiagnosisRun:
+    async def diagnose(self, env_name: str, *, on_progress: EventCallback | None = None) -> DiagnosisRun:
         """Run every step concurrently and analyze the results.
 
-        ``on_progress`` is awaited as each step starts (status ``skipped`` with error
-        ``"running"``) and ends. Raises :class:`bot.errors.UnknownEnvironment`; transport
-        failures become per-step errors, never an exception.
+        ``on_progress`` is awaited with a :class:`StepEvent` as each step is queued, starts and
+        finishes (the finished event carries the redacted result). Raises
+        :class:`bot.errors.UnknownEnvironment`; transport failures become per-step errors, never
+        an exception.
         """
         started = datetime.now(UTC)
         t0 = time.monotonic()
@@ -99,21 +107,23 @@ class DiagnosisService:
                         steps=diagnosis.steps, redacted_lines=diagnosis.redacted_lines)
         return DiagnosisRun(diagnosis=diagnosis, bundle=bundle)
 
-    async def run_checks(self, env_name: str, step_ids: list[str]) -> list[StepResult]:
+    async def run_checks(self, env_name: str, step_ids: Sequence[str]) -> list[StepResult]:
         """Re-run only ``step_ids`` (unknown ids are ignored); results in runbook order."""
         _, steps, _ = await self._run(env_name, only=set(step_ids))
         return [self.redact_step(s) for s in steps]
 
     async def status(self, env_name: str) -> tuple[StepResult, list[Container]]:
         """Container states of the environment's compose project (the fast check)."""
-        _, steps, _ = await self._run(env_name, only={"container_status"})
+        _, steps, _ = await self._run(env_name, only={StepId.CONTAINER_STATUS})
         step = self.redact_step(steps[0])
         return step, parse_docker_ps(step.output) if step.status == StepStatus.OK else []
 
     async def logs(self, env_name: str) -> tuple[StepResult, LogSummary | None]:
         """The proxy's latest log lines (``log_tail`` of the environment), summarized and redacted."""
-        _, steps, _ = await self._run(env_name, only={"proxy_logs"})
+        _, steps, _ = await self._run(env_name, only={StepId.PROXY_LOGS})
         step = steps[0]
         if step.status != StepStatus.OK:
             return self.redact_step(step), None
-        return self.redact_step(step), summarize_logs(step.output, extra_secrets=self.secrets)
+        reads = [r for r in parse_docker_log_parts(step.output) if r.ok]
+        text = reads[0].text if reads else step.output
+        return self.redact_step(step), summarize_logs(text, extra_secrets=self.secrets)

@@ -22,6 +22,7 @@ from bot.diagnosis.parsers import Container
 from bot.fixes import FixOutcome
 from bot.models import Action, Diagnosis, Hypothesis, LogSummary, StepResult
 from bot.state.records import Approval, AuditEntry, Interrupted
+from bot.triggers import TriggerEvent
 from handlers.blockkit import SECTION_LIMIT, Builder, Message, code, esc, when
 from handlers.parsing import USAGE
 
@@ -391,3 +392,61 @@ def escalation_done(env: str, members: list[str], notes: list[str], lines: int) 
     if notes:
         text += "\n" + "\n".join(f"• {esc(n)}" for n in notes)
     return simple(text)
+
+
+# ---------------------------------------------------------------- triggers and the watch
+_TRIGGER_ICONS = {"deploy_failed": "🚨", "alert_firing": "🔥", "deploy_succeeded": "✅", "alert_resolved": "✅"}
+
+
+def _link(url: str | None) -> str:
+    return f" <{url}|details>" if url and url.startswith(("http://", "https://")) else ""
+
+
+def trigger_opened(event: TriggerEvent) -> Message:
+    """The parent message of an automatic incident (a failed deploy or a firing alert)."""
+    icon = _TRIGGER_ICONS.get(event.kind.value, "🚨")
+    return simple(f"{icon} *Incident on `{esc(event.environment)}`* ({esc(event.source)}): {esc(event.title)}"
+                  f"{_link(event.url)}\nDiagnosing now; progress and report in the thread.")
+
+
+def trigger_note(event: TriggerEvent, *, closed: bool = False) -> Message:
+    """A later event in an open incident's thread (another failure, a resolution, a green deploy)."""
+    icon = _TRIGGER_ICONS.get(event.kind.value, "•")
+    what = {"deploy_failed": "Another failed deploy", "alert_firing": "Alert firing",
+            "deploy_succeeded": "Deploy succeeded", "alert_resolved": "Alert resolved"}[event.kind.value]
+    end = " — incident closed." if closed else ""
+    return simple(f"{icon} *{what}* on `{esc(event.environment)}`: {esc(event.title)}{_link(event.url)}{end}")
+
+
+def deploy_succeeded(event: TriggerEvent, watch_minutes: float | None) -> Message:
+    """A green deploy with no open incident: posted in the incident channel when a watch starts."""
+    watch = f" Watching it for {watch_minutes:g} min." if watch_minutes else ""
+    return simple(f"✅ *Deploy of `{esc(event.environment)}` succeeded*: {esc(event.title)}{_link(event.url)}{watch}")
+
+
+def watch_started(env: str, minutes: float, interval_s: float, origin: str) -> Message:
+    return simple(f"👀 Watching `{esc(env)}` for {minutes:g} min (every {interval_s:g}s: container, restarts, "
+                  f"/version and /, memory, health-check workers) — {esc(origin)}")
+
+
+def watch_resumed(env: str, ends_at_text: str) -> Message:
+    return simple(f"👀 The watch of `{esc(env)}` resumed after a bot restart (until {esc(ends_at_text)}).")
+
+
+def watch_healthy(env: str, line: str) -> Message:
+    """The one line of a clean window: ``watched N min: stayed healthy (...)``."""
+    return simple(f"✅ `{esc(env)}` {esc(line)}")
+
+
+def watch_degraded(env: str, minutes: float, reasons: list[str]) -> Message:
+    lines = "\n".join(f"• {esc(r)}" for r in reasons[:10])
+    return simple(f"⚠️ *`{esc(env)}` degraded* after {minutes:g} min of watching:\n{lines}\n"
+                  "Diagnosing now; the report follows in this thread.")
+
+
+def watch_stopped(env: str, user: str, minutes: float) -> Message:
+    return simple(f"⏹️ <@{user}> stopped the watch of `{esc(env)}` after {minutes:g} min.")
+
+
+def watch_failed(env: str, reason: str) -> Message:
+    return simple(f"⚠️ The watch of `{esc(env)}` stopped: {esc(reason[:500])}")

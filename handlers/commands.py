@@ -45,6 +45,8 @@ def flow(rt: Runtime, req: SlashRequest, cmd: QccCommand, env: str | None) -> Co
         return show_logs(rt, req, env or "", cmd.n)
     if cmd.sub == "escalate":
         return escalate(rt, req, env or "")
+    if cmd.sub == "watch":
+        return watch(rt, req, env or "", cmd)
     return show_audit(rt, req, cmd.n)
 
 
@@ -68,6 +70,20 @@ def register(app: AsyncApp, rt: Runtime) -> None:
         await ack()
         rt.tasks.spawn(run(rt, req, cmd, env), name=f"qcc-{cmd.sub}",
                        on_error=reporter(rt, Target(channel=req.channel, user=req.user)))
+
+
+async def watch(rt: Runtime, req: SlashRequest, env: str, cmd: QccCommand) -> None:
+    """``/qcc watch [env] [minutes]`` starts the post-deploy watch in this channel;
+    ``/qcc watch stop [env]`` stops it (any replica's). Raises
+    :class:`bot.state.triggerstore.WatchAlreadyRunning` (shown to the requester)."""
+    if rt.watcher is None:
+        raise UserError("the post-deploy watch is not available in this bot")
+    if cmd.stop:
+        if await rt.watcher.stop(env, req.user) is None:
+            await rt.out.ephemeral(req.channel, req.user, blocks.simple(f"No watch of `{env}` is running."))
+        return
+    await rt.watcher.start(env, actor=req.user, channel=req.channel, minutes=float(cmd.n) if cmd.n else None,
+                           origin="started by hand")
 
 
 async def run(rt: Runtime, req: SlashRequest, cmd: QccCommand, env: str | None) -> None:

@@ -1,11 +1,12 @@
 """``/qcc diagnose``: parent message, one live progress message in the thread, then the report.
 
-Runs in the background task registry after ``ack()``. The progress message is updated as
-steps start and finish (queued → running → ok/failed/timeout with duration); updates are
-coalesced so at most one ``chat.update`` is in flight and they are spaced by
-``Runtime.progress_interval_s``. The diagnosis, its bundle, its step results and one
-proposal per runnable fix are stored before the report (whose Fix buttons carry the
-proposal ids) is posted.
+Runs in the background task registry after ``ack()``. The use case itself (incident, run,
+steps, diagnosis, bundle, one proposal per runnable fix, audit rows) is
+:meth:`bot.incidents.IncidentService.diagnose`, shared with the CLI; this module only posts.
+The progress message is updated as steps start and finish (queued → running →
+ok/failed/timeout with duration); updates are coalesced so at most one ``chat.update`` is in
+flight and they are spaced by ``Runtime.progress_interval_s``. Everything is stored before
+the report (whose Fix buttons carry the proposal ids) is posted.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from bot.errors import BotError, SlackError
-from bot.models import ActionKind, StepResult, StepStatus
-from bot.state.models import RunKind, RunStatus
+from bot.incidents import Origin, OriginKind
+from bot.models import StepEvent, StepPhase
 from handlers import blocks
 from handlers.parsing import SlashRequest
 from handlers.runtime import Runtime
@@ -30,11 +31,12 @@ class ProgressTracker:
     def __init__(self, steps: list[tuple[str, str]]) -> None:
         self.rows: dict[str, list] = {sid: [sid, title, "queued", None, None] for sid, title in steps}
 
-    def record(self, step: StepResult) -> None:
-        row = self.rows.setdefault(step.id, [step.id, step.title, "queued", None, None])
-        if step.status == StepStatus.SKIPPED and step.error == "running":
-            row[2] = "running"
+    def record(self, event: StepEvent) -> None:
+        row = self.rows.setdefault(event.step_id, [event.step_id, event.title, "queued", None, None])
+        if event.result is None:
+            row[2] = event.phase.value
         else:
+            step = event.result
             row[2], row[3], row[4] = step.status.value, step.duration_s, step.error
 
     def view(self) -> list[tuple[str, str, str, float | None, str | None]]:
@@ -74,11 +76,8 @@ class Coalescer:
 
 async def run_diagnosis(rt: Runtime, req: SlashRequest, env: str) -> None:
     """The whole diagnose flow for ``env`` requested by ``req.user`` in ``req.channel``."""
-    state, out = rt.state, rt.out
+    out = rt.out
     parent_ts = await out.post(req.channel, blocks.diagnose_started(env, req.user))
-    incident = await state.create_incident(env, req.channel, parent_ts, req.user)
-    run = await state.start_run(RunKind.DIAGNOSIS, env, actor=req.user, incident_id=incident.id,
-                                channel=req.channel, thread_ts=parent_ts)
     tracker = ProgressTracker([(s.id, s.title) for s in rt.services.runbook.steps])
     progress_ts = await out.post(req.channel, blocks.progress(env, tracker.view()), thread_ts=parent_ts)
 
@@ -87,42 +86,32 @@ async def run_diagnosis(rt: Runtime, req: SlashRequest, env: str) -> None:
 
     updates = Coalescer(push, rt.progress_interval_s)
 
-    async def on_progress(step: StepResult) -> None:
-        tracker.record(step)
+    async def on_progress(event: StepEvent) -> None:
+        tracker.record(event)
         updates.poke()
 
+    origin = Origin(kind=OriginKind.SLACK, channel=req.channel, thread_ts=parent_ts)
     try:
-        result = await rt.services.diagnosis.diagnose(env, on_progress=on_progress)
+        recorded = await rt.incidents.diagnose(env, actor=req.user, origin=origin, on_progress=on_progress)
     except BaseException as exc:
         await updates.close()
-        ended = RunStatus.INTERRUPTED if isinstance(exc, asyncio.CancelledError) else RunStatus.FAILED
-        await state.finish_run(run.id, ended, actor=req.user, summary=type(exc).__name__)
         if isinstance(exc, BotError):
             await _cosmetic("parent message", out.update(req.channel, parent_ts,
                                                          blocks.diagnose_failed(env, str(exc))))
         raise
-    diagnosis = result.diagnosis
+    diagnosis = recorded.diagnosis
     await updates.close()
     for step in diagnosis.steps:
-        tracker.record(step)
-    # Stored first: whatever Slack does next, the diagnosis is kept (and `escalate` can use it).
-    await state.save_steps(run.id, "diagnosis", diagnosis.steps)
-    fixes = []
-    for action in diagnosis.actions:
-        if action.kind != ActionKind.ADVICE and action.commands:
-            proposal = await state.create_proposal(run.id, env, action)
-            fixes.append((proposal.id, action))
+        if step.id in tracker.rows:  # parts of a multi-part step are shown by their step's row
+            tracker.record(StepEvent(step_id=step.id, title=step.title, phase=StepPhase.FINISHED, result=step))
     top = diagnosis.top_cause
-    await state.finish_run(run.id, RunStatus.SUCCEEDED, actor=req.user,
-                           summary=f"{top.id} {top.confidence:.2f}" if top else "no cause",
-                           diagnosis_json=diagnosis.model_dump_json(),
-                           bundle_json=result.bundle.model_dump_json())
     await _cosmetic("progress message", out.update(req.channel, progress_ts,
                                                    blocks.progress(env, tracker.view(), done=True)))
     try:
-        await out.post(req.channel, blocks.report(diagnosis, fixes, run_id=run.id), thread_ts=parent_ts)
+        await out.post(req.channel, blocks.report(diagnosis, recorded.fixes, run_id=recorded.run_id),
+                       thread_ts=parent_ts)
     except SlackError as exc:
-        raise SlackError(f"the report of diagnosis {run.id} ({env}) could not be posted: {exc}",
+        raise SlackError(f"the report of diagnosis {recorded.run_id} ({env}) could not be posted: {exc}",
                          host=exc.host, detail=exc.detail) from exc
     await _cosmetic("parent message", out.update(req.channel, parent_ts, blocks.diagnose_finished(
         env, req.user, top.title if top else None, top.confidence if top else None, diagnosis.duration_s)))

@@ -14,12 +14,14 @@ from typing import Any
 from bot.config import Settings
 from bot.errors import BadCommand, NotAuthorized
 
-SUBCOMMANDS = ("diagnose", "status", "logs", "escalate", "audit", "help")
+SUBCOMMANDS = ("diagnose", "status", "logs", "escalate", "audit", "watch", "help")
 USAGE = (
     "Usage: `/qcc diagnose [env]` · `/qcc status [env]` · `/qcc logs [n] [env]` · "
-    "`/qcc escalate [env]` · `/qcc audit [n]` · `/qcc help [env]`"
+    "`/qcc escalate [env]` · `/qcc audit [n]` · `/qcc watch [env] [minutes]` · `/qcc watch stop [env]` · "
+    "`/qcc help [env]`"
 )
 MAX_LOG_LINES = 200
+MAX_WATCH_MIN = 1440
 MAX_AUDIT = 50
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
                          "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
@@ -39,7 +41,8 @@ class QccCommand:
 
     sub: str
     env: str | None = None
-    n: int | None = None
+    n: int | None = None  # logs: lines · audit: rows · watch: minutes
+    stop: bool = False  # `watch stop`
 
 
 def parse_command(text: str) -> QccCommand:
@@ -52,18 +55,21 @@ def parse_command(text: str) -> QccCommand:
         raise BadCommand(f"unknown command {ascii(sub[:30])}. {USAGE}")  # look-alikes show escaped
     n: int | None = None
     env: str | None = None
+    stop = False
+    if sub == "watch" and args and args[0].lower() == "stop":
+        stop, args = True, args[1:]
     for arg in args:
-        if arg.isascii() and arg.isdigit() and sub in ("logs", "audit") and n is None:  # not "²", "٣"
+        if arg.isascii() and arg.isdigit() and sub in ("logs", "audit", "watch") and n is None and not stop:
             n = int(arg)
         elif env is None and sub != "audit":
             env = arg
         else:
             raise BadCommand(f"unexpected argument {ascii(arg[:30])} for `{sub}`. {USAGE}")
     if n is not None:
-        limit = MAX_LOG_LINES if sub == "logs" else MAX_AUDIT
+        limit = {"logs": MAX_LOG_LINES, "watch": MAX_WATCH_MIN}.get(sub, MAX_AUDIT)
         if not 1 <= n <= limit:
             raise BadCommand(f"`{sub} n` takes n between 1 and {limit}")
-    return QccCommand(sub, env, n)
+    return QccCommand(sub, env, n, stop)
 
 
 def check_channel(settings: Settings, channel: str) -> None:

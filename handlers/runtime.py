@@ -6,11 +6,13 @@ Built once by :func:`handlers.server.build_runtime` and passed to every ``regist
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.app import Services
 from bot.config import Settings
 from bot.escalation import EscalationCollector
 from bot.fixes import FixRunner
+from bot.incidents import IncidentService
 from bot.metrics import Metrics
 from bot.state.store import StateStore
 from handlers.slackio import SlackOut
@@ -19,7 +21,7 @@ from handlers.tasks import TaskRegistry
 
 @dataclass
 class Runtime:
-    """Services (diagnosis, state, fixes) + Slack output + the background task registry.
+    """Services (incidents, diagnosis, state, fixes) + Slack output + the background task registry.
 
     ``progress_interval_s`` is the minimum time between two updates of a progress message
     (Slack's chat.update is rate limited); updates in between are coalesced.
@@ -34,6 +36,7 @@ class Runtime:
     progress_interval_s: float = 1.0
     drain_timeout_s: float = 60.0
     metrics: Metrics = field(default_factory=Metrics)
+    watcher: Any = None  # handlers.watching.Watcher, set by handlers.server.running_bot
 
     @property
     def settings(self) -> Settings:
@@ -41,12 +44,12 @@ class Runtime:
 
     @property
     def state(self) -> StateStore:
-        if self.services.state is None:
-            raise RuntimeError("the Slack bot needs the state store (lifespan(with_state=True))")
         return self.services.state
 
     @property
     def fixes(self) -> FixRunner:
-        if self.services.fixes is None:
-            raise RuntimeError("the Slack bot needs the fix runner (lifespan(with_state=True))")
         return self.services.fixes
+
+    @property
+    def incidents(self) -> IncidentService:
+        return self.services.incidents

@@ -7,7 +7,10 @@ lifespan, builds one ``AsyncWebClient`` (``base_url`` = ``settings.slack.api_url
 handlers for 429 with Retry-After, 5xx and connection errors), marks runs a previous
 instance left running as ``interrupted`` (and says so in their threads), and serves until
 SIGINT/SIGTERM or ``stop``. ``GET /healthz`` and ``GET /metrics`` (:mod:`handlers.health`)
-are served on ``port`` in both modes.
+and the trigger webhooks ``POST /hooks/github`` and ``POST /hooks/alertmanager``
+(:mod:`handlers.webhooks`) are served on ``port`` in both modes. Post-deploy watches this
+instance left running are resumed at start-up and their loops cancelled (left running, for
+the next start) before the shutdown drain.
 
 While it runs, an upkeep task refreshes this instance's heartbeat every ``lease_s / 3`` and
 marks the runs of replicas whose lease expired ``interrupted`` (announced in their threads,
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,6 +34,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -52,6 +57,9 @@ from handlers.parsing import parse_command
 from handlers.runtime import Runtime
 from handlers.slackio import SlackOut
 from handlers.tasks import TaskRegistry
+from handlers.triggers import IncidentTriggers
+from handlers.watching import Watcher
+from handlers.webhooks import Webhooks
 
 log = logging.getLogger("qcc.slack")
 EVENTS_PATH = "/slack/events"
@@ -140,12 +148,35 @@ def count_commands(metrics: Metrics) -> Any:
     return middleware
 
 
+class _SameTokenWarning(logging.Filter):
+    """Drops Bolt's "As you gave `client` as well, `token` will be unused" when the token Bolt
+    read from ``$SLACK_BOT_TOKEN`` is the one our client already carries (nothing is unused)."""
+
+    def __init__(self, token: str | None) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        same = not os.environ.get("SLACK_BOT_TOKEN") or os.environ.get("SLACK_BOT_TOKEN") == self.token
+        return not (same and record.getMessage() == warning_client_prioritized_and_token_skipped())
+
+
 def build_app(rt: Runtime, *, http: bool) -> AsyncApp:
-    """The bolt app with every listener registered (``register(app, rt)`` per family)."""
+    """The bolt app with every listener registered (``register(app, rt)`` per family).
+
+    Bolt reads ``$SLACK_BOT_TOKEN`` itself even when given a client; the warning it logs then
+    is dropped when that token is the client's own (a different one is still reported).
+    """
     secret = rt.settings.slack.signing_secret
-    app = AsyncApp(name="qcc-bot", client=rt.out.client, signing_secret=secret.get_secret_value() if secret
-                   else "",
-                   request_verification_enabled=http, process_before_response=False)
+    bolt_log = logging.getLogger("slack_bolt.AsyncApp")
+    quiet = _SameTokenWarning(rt.out.client.token)
+    bolt_log.addFilter(quiet)
+    try:
+        app = AsyncApp(name="qcc-bot", client=rt.out.client,
+                       signing_secret=secret.get_secret_value() if secret else "",
+                       request_verification_enabled=http, process_before_response=False)
+    finally:
+        bolt_log.removeFilter(quiet)
     app.middleware(ignore_retries)
     app.middleware(count_commands(rt.metrics))
     errors.register(app, rt)
@@ -160,7 +191,7 @@ def build_runtime(services: Services, client: AsyncWebClient, *, progress_interv
                                      services.secrets)
     return Runtime(services=services, out=SlackOut(client, services.secrets), tasks=TaskRegistry(),
                    escalation=escalation, progress_interval_s=progress_interval_s,
-                   drain_timeout_s=services.settings.shutdown_grace_s, metrics=metrics or Metrics())
+                   drain_timeout_s=services.settings.shutdown_grace_s, metrics=metrics or services.metrics)
 
 
 async def announce(rt: Runtime, items: list[Interrupted]) -> None:
@@ -214,9 +245,10 @@ async def shutdown(rt: Runtime) -> None:
         log.warning("could not mark interrupted runs at shutdown: %s", exc)
 
 
-def web_app(app: AsyncApp | None, ops: Ops | None = None) -> web.Application:
+def web_app(app: AsyncApp | None, ops: Ops | None = None, hooks: Webhooks | None = None) -> web.Application:
     """aiohttp application: ``POST /slack/events`` (when ``app``: commands, interactivity,
-    events) and ``GET /healthz`` + ``GET /metrics`` (when ``ops``)."""
+    events), ``GET /healthz`` + ``GET /metrics`` (when ``ops``) and ``POST /hooks/github`` +
+    ``POST /hooks/alertmanager`` (when ``hooks``, :mod:`handlers.webhooks`)."""
 
     async def handle(request: web.Request) -> web.Response:
         bolt_resp = await app.async_dispatch(await to_bolt_request(request))  # type: ignore[union-attr]
@@ -229,14 +261,16 @@ def web_app(app: AsyncApp | None, ops: Ops | None = None) -> web.Application:
     if app is not None:
         wa.add_routes([web.post(EVENTS_PATH, handle)])
     wa.add_routes(ops.routes() if ops is not None else [web.get("/healthz", health)])
+    if hooks is not None:
+        wa.add_routes(hooks.routes())
     return wa
 
 
 async def start_http(app: AsyncApp | None, host: str, port: int, *,
-                     ops: Ops | None = None) -> tuple[web.AppRunner, int]:
-    """Serve ``app`` (and ``ops``) on ``host:port`` (0 = any free port); returns the runner and
-    the bound port."""
-    runner = web.AppRunner(web_app(app, ops), access_log=None)
+                     ops: Ops | None = None, hooks: Webhooks | None = None) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` (and ``ops``, ``hooks``) on ``host:port`` (0 = any free port); returns the
+    runner and the bound port."""
+    runner = web.AppRunner(web_app(app, ops, hooks), access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -252,39 +286,49 @@ async def start_http(app: AsyncApp | None, host: str, port: int, *,
 
 @dataclass
 class Bot:
-    """A running bot: the bolt app, its runtime and its health/metrics endpoints."""
+    """A running bot: the bolt app, its runtime, its health/metrics and trigger endpoints and
+    its post-deploy watches."""
 
     app: AsyncApp
     rt: Runtime
     ops: Ops
+    hooks: Webhooks
+    watcher: Watcher
 
 
 @contextlib.asynccontextmanager
 async def running_bot(settings: Settings, *, http: bool, transports: TransportProvider | None = None,
-                      state_url: str | None = None, progress_interval_s: float = 1.0) -> AsyncIterator[Bot]:
-    """Everything but the listener: services, client, app, recovery and upkeep; closed in order.
+                      state_url: str | None = None, progress_interval_s: float = 1.0,
+                      watch_options: dict[str, Any] | None = None) -> AsyncIterator[Bot]:
+    """Everything but the listener: services, client, app, recovery (runs, then watches) and
+    upkeep; closed in order. ``watch_options`` go to :class:`~handlers.watching.Watcher`
+    (tests inject its clock, sleep and probe).
 
     ``ops.slack`` checks the Web API (``auth.test``); Socket Mode replaces it with the socket's
     own state (:func:`serve`).
     """
     check_credentials(settings, http=http)
-    metrics = Metrics()
-    async with lifespan(settings, transports=transports, with_state=True, state_url=state_url,
-                        observer=metrics, on_step=metrics.step) as services:
+    async with lifespan(settings, transports=transports, with_state=True, state_url=state_url) as services:
+        metrics = services.metrics
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         rt = build_runtime(services, build_client(settings, session), progress_interval_s=progress_interval_s,
                            metrics=metrics)
         probe = AuthProbe(probe_client(settings, session), settings.slack.health_probe_s)
         ops = Ops(rt.state, metrics, probe)
         upkeep: asyncio.Task[None] | None = None
+        watcher = Watcher(rt, **(watch_options or {}))
+        rt.watcher = watcher
+        hooks = Webhooks(rt, IncidentTriggers(rt, watcher))
         try:
             app = build_app(rt, http=http)
             await recover(rt)
+            await watcher.resume()
             upkeep = asyncio.create_task(_upkeep(rt), name="state-upkeep")
-            yield Bot(app=app, rt=rt, ops=ops)
+            yield Bot(app=app, rt=rt, ops=ops, hooks=hooks, watcher=watcher)
         finally:
             ops.stopping = True
             try:
+                await watcher.close()  # watches stay `running`: resumed at the next start
                 await shutdown(rt)
             finally:
                 if upkeep is not None:
@@ -317,7 +361,7 @@ async def serve(settings: Settings, http: bool = False, port: int = 3000, *, hos
 
 
 async def _serve_http(bot: Bot, host: str, port: int, stop: asyncio.Event) -> None:
-    runner, bound = await start_http(bot.app, host, port, ops=bot.ops)
+    runner, bound = await start_http(bot.app, host, port, ops=bot.ops, hooks=bot.hooks)
     log.info("qcc-bot listening on http://%s:%d%s", host, bound, EVENTS_PATH)
     try:
         await stop.wait()
@@ -336,7 +380,7 @@ async def _serve_socket(bot: Bot, settings: Settings, host: str, port: int, stop
     handler = AsyncSocketModeHandler(bot.app, app_token, ping_interval=settings.slack.socket_ping_interval_s)
     bot.ops.slack = socket_check(handler.client)
     try:
-        runner, bound = await start_http(None, host, port, ops=bot.ops)
+        runner, bound = await start_http(None, host, port, ops=bot.ops, hooks=bot.hooks)
         try:
             log.info("qcc-bot health and metrics on http://%s:%d/healthz", host, bound)
             await handler.connect_async()

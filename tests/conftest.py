@@ -18,3 +18,13 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_CLEARED_PREFIXES) or name in _CLEARED_NAMES:
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _strict_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A diagnosis rule, parser or fix builder that raises fails the test loudly instead of being
+    logged and skipped (``bot.diagnosis.engine.STRICT``); tests of the lenient path pass
+    ``strict=False``."""
+    from bot.diagnosis import engine
+
+    monkeypatch.setattr(engine, "STRICT", True)

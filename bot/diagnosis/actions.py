@@ -23,53 +23,106 @@ from __future__ import annotations
 import re
 import shlex
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from bot.diagnosis.context import AnalysisContext
 from bot.diagnosis.facts import HEALTH_COLUMN, Facts, same_commit
-from bot.models import Action, ActionKind, Cause
+from bot.models import Action, ActionId, ActionKind, Cause, CauseId
 from bot.runbook.commands import render_argv
+from bot.runbook.steps import StepId
 
 ADD_COLUMN_SQL = ("ALTER TABLE nodes ADD COLUMN health_check_model VARCHAR(128) "
                   "DEFAULT 'claude-haiku-4-5-20251001' AFTER health_check_method")
-VERIFY_PROXY = ["container_status", "container_inspect", "proxy_logs", "deployed_version"]
+VERIFY_PROXY = [StepId.CONTAINER_STATUS, StepId.CONTAINER_INSPECT, StepId.PROXY_LOGS, StepId.DEPLOYED_VERSION]
 MIN_CONFIDENCE = 0.4  # causes below this get no actions
 
-_ADVICE = {
-    "lower_health_check_concurrency": "Lower health-check concurrency (cli_concurrency 1-2) so claude CLI "
+class NoParams(BaseModel):
+    """Params of a fix that needs none (advice, a compose restart)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RestartParams(BaseModel):
+    """``restart_proxy``: optionally the container and the state the diagnosis saw."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    container: str | None = None
+    state: str | None = None
+
+
+class AddColumnParams(BaseModel):
+    """``add_column``: which column of which table is added."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    table: str | None = Field(None, pattern=r"^\w+$")  # None: read from the ALTER statement
+    column: str | None = Field(None, pattern=r"^\w+$")
+
+
+class RollbackParams(BaseModel):
+    """``rollback``: the pinned commit (full SHA, checked again before running) and the HEAD seen."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    commit: str = ""
+    head: str = ""
+    bad_commit: str | None = None  # older proposals named the HEAD seen so
+
+
+class PortParams(BaseModel):
+    """``free_port`` / ``remove_squatter``: the port, and who holds it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    port: str | None = Field(None, pattern=r"^\d{1,5}$")  # None: the environment's proxy port
+    holder: str | None = None
+    container: str | None = None
+    squatter: str | None = None  # older proposals' name for `container`
+    pid: str | None = None
+
+
+def _params(model: BaseModel) -> dict[str, str]:
+    return {k: str(v) for k, v in model.model_dump(exclude_none=True).items()}
+
+
+ADVICE: dict[ActionId, str] = {
+    ActionId.LOWER_HEALTH_CHECK_CONCURRENCY: "Lower health-check concurrency (cli_concurrency 1-2) so claude CLI "
                                       "processes cannot exhaust the 2 GB host",
-    "delay_first_health_check": "Delay the first full health check to 30 s after start "
+    ActionId.DELAY_FIRST_HEALTH_CHECK: "Delay the first full health check to 30 s after start "
                                 "(internal/proxy/health_scheduler.go:79-80)",
-    "add_panic_recovery": "Add a global panic recovery in cmd/cccli/main.go that logs the panic and stack",
-    "make_migration_idempotent": "Make the migration check information_schema before ADD COLUMN "
+    ActionId.ADD_PANIC_RECOVERY: "Add a global panic recovery in cmd/cccli/main.go that logs the panic and stack",
+    ActionId.MAKE_MIGRATION_IDEMPOTENT: "Make the migration check information_schema before ADD COLUMN "
                                  "(internal/store/migration.go); do not run the ALTER again",
-    "grant_mysql_privileges": "Grant the DSN's MySQL user the privileges the migration needs "
+    ActionId.GRANT_MYSQL_PRIVILEGES: "Grant the DSN's MySQL user the privileges the migration needs "
                               "(e.g. GRANT ALTER, CREATE, INDEX ON <db>.* TO the proxy user) or fix its "
                               "password",
-    "fix_dsn": "Fix PROXY_MYSQL_DSN in the compose file / .env: the qcc user's DSN for "
+    ActionId.FIX_DSN: "Fix PROXY_MYSQL_DSN in the compose file / .env: the qcc user's DSN for "
                "tcp(mysql:3306)/qcc_proxy",
-    "free_disk": "Free disk space on the docker root (old images and build cache: `docker image prune`, "
+    ActionId.FREE_DISK: "Free disk space on the docker root (old images and build cache: `docker image prune`, "
                  "`docker builder prune`) before restarting",
-    "wait_for_deploy": "Wait for deploy-server.sh to finish, then diagnose again",
-    "check_docker_daemon": "Check the Docker daemon (`systemctl status docker`, `journalctl -u docker`) "
+    ActionId.WAIT_FOR_DEPLOY: "Wait for deploy-server.sh to finish, then diagnose again",
+    ActionId.CHECK_DOCKER_DAEMON: "Check the Docker daemon (`systemctl status docker`, `journalctl -u docker`) "
                            "before anything else",
-    "fix_runtime_fatal": "Fix the runtime fatal in code (guard shared maps with a mutex; bound memory use)",
-    "limit_memory": "Find what used the memory (health-check workers, MySQL) and bound it; "
+    ActionId.FIX_RUNTIME_FATAL: "Fix the runtime fatal in code (guard shared maps with a mutex; bound memory use)",
+    ActionId.LIMIT_MEMORY: "Find what used the memory (health-check workers, MySQL) and bound it; "
                     "consider a memory limit for the proxy",
-    "speed_up_start": "Make start-up faster than the deploy's 60 s wait (slow migrations) or raise "
+    ActionId.SPEED_UP_START: "Make start-up faster than the deploy's 60 s wait (slow migrations) or raise "
                       "deploy-server.sh's wait",
 }
-_CAUSE_ADVICE = {
-    "startup_health_check_overload": ["lower_health_check_concurrency", "delay_first_health_check"],
-    "panic": ["add_panic_recovery"],
-    "runtime_fatal": ["fix_runtime_fatal"],
-    "mysql_access_denied": ["grant_mysql_privileges"],
-    "config_error": ["fix_dsn"],
-    "disk_full": ["free_disk"],
-    "deploy_in_progress": ["wait_for_deploy"],
-    "docker_unresponsive": ["check_docker_daemon"],
-    "oom_killed": ["limit_memory"],
-    "deploy_health_timeout": ["speed_up_start"],
+_CAUSE_ADVICE: dict[CauseId, list[ActionId]] = {
+    CauseId.STARTUP_HEALTH_CHECK_OVERLOAD: [ActionId.LOWER_HEALTH_CHECK_CONCURRENCY, ActionId.DELAY_FIRST_HEALTH_CHECK],
+    CauseId.PANIC: [ActionId.ADD_PANIC_RECOVERY],
+    CauseId.RUNTIME_FATAL: [ActionId.FIX_RUNTIME_FATAL],
+    CauseId.MYSQL_ACCESS_DENIED: [ActionId.GRANT_MYSQL_PRIVILEGES],
+    CauseId.CONFIG_ERROR: [ActionId.FIX_DSN],
+    CauseId.DISK_FULL: [ActionId.FREE_DISK],
+    CauseId.DEPLOY_IN_PROGRESS: [ActionId.WAIT_FOR_DEPLOY],
+    CauseId.DOCKER_UNRESPONSIVE: [ActionId.CHECK_DOCKER_DAEMON],
+    CauseId.OOM_KILLED: [ActionId.LIMIT_MEMORY],
+    CauseId.DEPLOY_HEALTH_TIMEOUT: [ActionId.SPEED_UP_START],
 }
-_ROLLBACK_CAUSES = {"migration_failed", "panic", "runtime_fatal", "crash_loop"}
+_ROLLBACK_CAUSES = {CauseId.MIGRATION_FAILED, CauseId.PANIC, CauseId.RUNTIME_FATAL, CauseId.CRASH_LOOP}
 
 
 def _compose(ctx: AnalysisContext, *args: str) -> str:
@@ -84,7 +137,7 @@ def restart_proxy(ctx: AnalysisContext, cause_id: str, *, recreate: bool, why: s
         cmd, title = _compose(ctx, "up", "-d", "--no-build"), "Bring the stack up without rebuilding"
     else:
         cmd, title = _compose(ctx, "restart", ctx.proxy_service), f"Restart the {ctx.proxy_service} service"
-    return Action(id="restart_proxy", title=title + (f" ({why})" if why else ""), kind=ActionKind.SSH,
+    return Action(id=ActionId.RESTART_PROXY, title=title + (f" ({why})" if why else ""), kind=ActionKind.SSH,
                   commands=[cmd], cause_id=cause_id, precondition="no deploy-server.sh or compose build is "
                                                                   "running",
                   verify_steps=list(VERIFY_PROXY))
@@ -98,9 +151,10 @@ def add_column(facts: Facts, cause_id: str) -> Action | None:
     if facts.schema_has("health_check_method") is False:
         sql = sql.rsplit(" AFTER ", 1)[0]
         title += " (health_check_method is missing too, so without AFTER)"
-    return Action(id="add_column", title=title, kind=ActionKind.SQL, commands=[sql], cause_id=cause_id,
+    return Action(id=ActionId.ADD_COLUMN, title=title, kind=ActionKind.SQL, commands=[sql], cause_id=cause_id,
                   precondition=f"nodes.{HEALTH_COLUMN} is still missing (information_schema.COLUMNS)",
-                  params={"table": "nodes", "column": HEALTH_COLUMN}, verify_steps=["schema_nodes"])
+                  params=_params(AddColumnParams(table="nodes", column=HEALTH_COLUMN)),
+                  verify_steps=[StepId.SCHEMA_NODES])
 
 
 def pinned_commit(facts: Facts) -> tuple[str, str] | None:
@@ -127,11 +181,11 @@ def rollback(facts: Facts, ctx: AnalysisContext, cause_id: str) -> Action | None
                  "workdir": ctx.workdir, "proxy_service": ctx.proxy_service, "docker": ctx.docker,
                  "environment": ctx.environment}
     cmd = f"cd {shlex.quote(ctx.workdir)} && {render_argv(list(ctx.rollback_command), variables)}"
-    return Action(id="rollback", title=f"Roll back to {sha[:12]} ({why})", kind=ActionKind.SSH,
+    return Action(id=ActionId.ROLLBACK, title=f"Roll back to {sha[:12]} ({why})", kind=ActionKind.SSH,
                   commands=[cmd],
-                  cause_id=cause_id, params={"commit": sha, "head": head},
+                  cause_id=cause_id, params=_params(RollbackParams(commit=sha, head=head)),
                   precondition=f"the checkout's HEAD is still {head[:12] or 'unknown'} and {sha[:12]} exists",
-                  verify_steps=["checkout_head", *VERIFY_PROXY])
+                  verify_steps=[StepId.CHECKOUT_HEAD, *VERIFY_PROXY])
 
 
 def _is_squatter(name: str, labels: dict[str, str], facts: Facts, ctx: AnalysisContext) -> bool:
@@ -151,18 +205,19 @@ def port_actions(facts: Facts, ctx: AnalysisContext, cause_id: str) -> list[Acti
     holders = publishers + [ln.holder for ln in facts.port_holders()
                             if not (skip_docker_proxy and ln.holder.startswith("docker-proxy"))]
     holder = "; ".join(dict.fromkeys(holders)) or "an unknown process"
-    out = [Action(id="free_port", title=f"Free port {port}: held by {holder}", kind=ActionKind.ADVICE,
-                  cause_id=cause_id, params={"holder": holder, "port": str(port)},
-                  verify_steps=["port_listeners", "port_publishers"])]
+    out = [Action(id=ActionId.FREE_PORT, title=f"Free port {port}: held by {holder}", kind=ActionKind.ADVICE,
+                  cause_id=cause_id, params=_params(PortParams(holder=holder, port=str(port))),
+                  verify_steps=[StepId.PORT_LISTENERS, StepId.PORT_PUBLISHERS])]
     for c in facts.other_publishers():
         if _is_squatter(c.name, c.labels, facts, ctx):
-            out.append(Action(id="remove_squatter", title=f"Remove the stale container {c.name} holding port "
+            out.append(Action(id=ActionId.REMOVE_SQUATTER, title=f"Remove the stale container {c.name} holding port "
                                                           f"{port}",
                               kind=ActionKind.SSH,
                               commands=[render_argv([ctx.docker, "rm", "-f", c.name], {})],
-                              cause_id=cause_id, params={"container": c.name, "port": str(port)},
+                              cause_id=cause_id, params=_params(PortParams(container=c.name, port=str(port))),
                               precondition=f"{c.name} still publishes port {port} and is not the proxy",
-                              verify_steps=["port_listeners", "port_publishers", "container_status"]))
+                              verify_steps=[StepId.PORT_LISTENERS, StepId.PORT_PUBLISHERS,
+                                            StepId.CONTAINER_STATUS]))
             break
     return out
 
@@ -180,7 +235,7 @@ def _for_cause(cause: Cause, facts: Facts, ctx: AnalysisContext) -> list[Action 
         out.append(col)
         duplicate = "Duplicate column" in " ".join(cause.evidence)
         if col is None and duplicate:
-            out.append(_advice("make_migration_idempotent", cid))
+            out.append(advice(ActionId.MAKE_MIGRATION_IDEMPOTENT, cid))
         if col is not None:
             out.append(restart_proxy(ctx, cid, recreate=False, why="after adding the column"))
         elif not duplicate and facts.schema_has("health_check_model") is True:
@@ -198,15 +253,16 @@ def _for_cause(cause: Cause, facts: Facts, ctx: AnalysisContext) -> list[Action 
     elif cid in ("oom_killed", "crash_loop") or (
             cid == "unknown" and cause.title.startswith(("Stopped", "Killed"))):
         out.append(restart_proxy(ctx, cid, recreate=_mysql_down(facts)))
-    out += [_advice(a, cid) for a in _CAUSE_ADVICE.get(cid, [])]
+    out += [advice(a, cid) for a in _CAUSE_ADVICE.get(cid, [])]
     if cid in _ROLLBACK_CAUSES:
         out.append(rollback(facts, ctx, cid))
     return out
 
 
-def _advice(action_id: str, cause_id: str) -> Action:
-    verify = ["proxy_logs", "grep_health_scheduler"] if "health" in action_id else ["proxy_logs"]
-    return Action(id=action_id, title=_ADVICE[action_id], kind=ActionKind.ADVICE, cause_id=cause_id,
+def advice(action_id: ActionId, cause_id: str) -> Action:
+    """An advice action (nothing to run): its text and the steps that would show it worked."""
+    verify = [StepId.PROXY_LOGS, StepId.GREP_HEALTH_SCHEDULER] if "health" in action_id else [StepId.PROXY_LOGS]
+    return Action(id=action_id, title=ADVICE[action_id], kind=ActionKind.ADVICE, cause_id=cause_id,
                   verify_steps=verify)
 
 

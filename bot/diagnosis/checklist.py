@@ -26,6 +26,7 @@ from bot.diagnosis import runningrules as rr
 from bot.diagnosis.evidence import quote
 from bot.diagnosis.facts import Facts, same_commit
 from bot.models import CheckItem
+from bot.runbook.steps import StepId
 
 DISK_PCT = 90
 
@@ -40,8 +41,8 @@ def _proxy_running(f: Facts) -> CheckItem:
     settle = f"`docker inspect -f '{{{{.State.Status}}}} {{{{.RestartCount}}}}' {f.proxy_name}`"
     status = f.proxy_status
     if status is None:
-        return _item("proxy_running", label, "unknown",
-                     "; ".join(f.missing("container_status", "container_inspect")) or "no proxy container", settle)
+        why = "; ".join(f.missing(StepId.CONTAINER_STATUS, StepId.CONTAINER_INSPECT)) or "no proxy container"
+        return _item("proxy_running", label, "unknown", why, settle)
     row = f.proxy_row or f.proxy_name
     if status != "running":
         return _item("proxy_running", label, "fail", row, settle)
@@ -55,7 +56,7 @@ def _proxy_running(f: Facts) -> CheckItem:
         return _item("proxy_running", label, "fail", f"{row}; {why}", settle)
     if f.proxy_state is None:
         return _item("proxy_running", label, "unknown", f"{row} (restart count unknown: "
-                     f"{f.availability('container_inspect').describe('container_inspect')})", settle)
+                     f"{f.availability(StepId.CONTAINER_INSPECT).describe(StepId.CONTAINER_INSPECT)})", settle)
     return _item("proxy_running", label, "ok", f"{row}; RestartCount=0")
 
 
@@ -67,7 +68,7 @@ def _listening(f: Facts) -> CheckItem:
     if run is None:
         why = "no proxy log" if f.log is None else "empty proxy log"
         return _item("listening_port", label, "unknown",
-                     f"{why} ({f.availability('proxy_logs').describe('proxy_logs')})", settle)
+                     f"{why} ({f.availability(StepId.PROXY_LOGS).describe(StepId.PROXY_LOGS)})", settle)
     if run.listening is not None:
         got = rr.listen_port(run.listening)
         return _item("listening_port", label, "ok" if got == want else "fail", run.listening.raw, settle)
@@ -90,10 +91,10 @@ def _version(f: Facts) -> CheckItem:
         v = f.version
         return _item("version_answers", label, "ok", f"/version: {v.version} (commit {v.git_commit or '?'}, "
                                                      f"built {v.build_date or '?'})")
-    a = f.availability("deployed_version")
+    a = f.availability(StepId.DEPLOYED_VERSION)
     if a.ok:
         return _item("version_answers", label, "fail", f"curl exit {a.exit_status}: no JSON from /version", settle)
-    return _item("version_answers", label, "unknown", a.describe("deployed_version"), settle)
+    return _item("version_answers", label, "unknown", a.describe(StepId.DEPLOYED_VERSION), settle)
 
 
 def _storage(f: Facts) -> CheckItem | None:
@@ -111,7 +112,7 @@ def _mysql(f: Facts) -> CheckItem:
     settle = f"`docker inspect -f '{{{{.State.Status}}}} {{{{.State.Health.Status}}}}' {name}`"
     running, health, row = rr.mysql_running(f), rr.mysql_health(f), rr.mysql_row(f)
     if running is None:
-        return _item("mysql_healthy", label, "unknown", "; ".join(f.missing("container_status")) or "not seen",
+        return _item("mysql_healthy", label, "unknown", "; ".join(f.missing(StepId.CONTAINER_STATUS)) or "not seen",
                      settle)
     if running is False:
         return _item("mysql_healthy", label, "fail", row or f"no {f.ctx.mysql_service} container", settle)
@@ -125,14 +126,14 @@ def _mysql(f: Facts) -> CheckItem:
 def _schema(f: Facts) -> CheckItem:
     label = "the bot's own schema query answered"
     settle = "re-run the diagnosis with the MySQL tunnel up (`schema_nodes`)"
-    a = f.availability("schema_nodes")
+    a = f.availability(StepId.SCHEMA_NODES)
     if a.ok and f.schema_columns:
         return _item("schema_answered", label, "ok", f"schema_nodes: {len(f.schema_columns)} columns of nodes")
     if a.ok:
         return _item("schema_answered", label, "fail", "schema_nodes: table nodes has no columns", settle)
     if a.status in ("failed", "error", "timeout"):
-        return _item("schema_answered", label, "fail", a.describe("schema_nodes"), settle)
-    return _item("schema_answered", label, "unknown", a.describe("schema_nodes"), settle)
+        return _item("schema_answered", label, "fail", a.describe(StepId.SCHEMA_NODES), settle)
+    return _item("schema_answered", label, "unknown", a.describe(StepId.SCHEMA_NODES), settle)
 
 
 def _disk(f: Facts) -> CheckItem:
@@ -141,7 +142,7 @@ def _disk(f: Facts) -> CheckItem:
     if f.no_space:
         return _item("disk", label, "fail", f.no_space[0], settle)
     if f.disks is None or not f.disks:
-        return _item("disk", label, "unknown", f.availability("host_disk").describe("host_disk"), settle)
+        return _item("disk", label, "unknown", f.availability(StepId.HOST_DISK).describe(StepId.HOST_DISK), settle)
     worst = max(f.disks, key=lambda d: d.use_pct)
     return _item("disk", label, "ok" if worst.use_pct < DISK_PCT else "fail", f"df: {worst.raw}", settle)
 
@@ -151,8 +152,8 @@ def _memory(f: Facts) -> CheckItem:
     settle = "`LC_ALL=C free -m`"
     exhausted = f.mem_exhausted
     if exhausted is None or f.memory is None:
-        return _item("memory", label, "unknown", f.availability("host_memory").describe("host_memory")
-                     + ("" if not f.ok("host_memory") else " (no `Mem:` row understood)"), settle)
+        return _item("memory", label, "unknown", f.availability(StepId.HOST_MEMORY).describe(StepId.HOST_MEMORY)
+                     + ("" if not f.ok(StepId.HOST_MEMORY) else " (no `Mem:` row understood)"), settle)
     return _item("memory", label, "fail" if exhausted else "ok", f"free -m: {f.memory.raw}", settle)
 
 
@@ -162,7 +163,7 @@ def _errors(f: Facts) -> CheckItem:
     lines = rr.after_listening(f)
     if lines is None:
         return _item("no_error_after_listen", label, "unknown",
-                     f.availability("proxy_logs").describe("proxy_logs"), settle)
+                     f.availability(StepId.PROXY_LOGS).describe(StepId.PROXY_LOGS), settle)
     if f.run is not None and f.run.listening is None and f.run.start_seen:
         return _item("no_error_after_listen", label, "unknown", "no listening line in this run", settle)
     bad = [ln for ln in lines if rr.is_error_line(ln)]
@@ -190,7 +191,8 @@ def _kernel(f: Facts) -> CheckItem:
     label = "no kernel OOM kill in the incident window"
     settle = "`sudo dmesg --time-format=iso | grep -i -E 'killed process|oom-kill'`"
     if f.oom is None:
-        return _item("no_kernel_kill", label, "unknown", f.availability("kernel_oom").describe("kernel_oom"), settle)
+        why = f.availability(StepId.KERNEL_OOM).describe(StepId.KERNEL_OOM)
+        return _item("no_kernel_kill", label, "unknown", why, settle)
     kills = [e for e in f.oom if e.kind != "invoked"]
     if kills:
         return _item("no_kernel_kill", label, "fail", kills[0].raw, settle)

@@ -19,6 +19,8 @@ from bot.diagnosis import runningrules
 from bot.diagnosis.evidence import Finding, finding, following, phase_note, q, status_row
 from bot.diagnosis.facts import HEALTH_COLUMN, Facts
 from bot.diagnosis.logscan import CLASS_TO_CAUSE
+from bot.models import CauseId
+from bot.runbook.steps import StepId
 
 _UNKNOWN_COL_RE = re.compile(r"Unknown column '([^']+)'")
 _DUP_COL_RE = re.compile(r"Duplicate column name '([^']+)'")
@@ -63,13 +65,13 @@ def migration_failed(f: Facts) -> Finding | None:
                          "idempotent); "
                          "do not run the seed's ALTER again.")
         title = f"Database migration failed ({fatal.message.strip()[:80]})"
-        return finding("migration_failed", title, conf, ev,
+        return finding(CauseId.MIGRATION_FAILED, title, conf, ev,
                        rule_out, " ".join(n for n in notes if n))
     if has_col is False and f.proxy_running is not True and not fatal:
         conf = 0.55 if f.logs_empty else 0.45
         why = "the log is empty (the deploy's rollback erases the failed container's logs)" if f.logs_empty \
             else "the log shows no fatal line"
-        return finding("migration_failed", f"Table nodes lacks {HEALTH_COLUMN} (migration not applied)", conf,
+        return finding(CauseId.MIGRATION_FAILED, f"Table nodes lacks {HEALTH_COLUMN} (migration not applied)", conf,
                        [_schema_line(f, HEALTH_COLUMN, False), *status_row(f)], rule_out,
                        f"The proxy is down and {why}; the schema lacks the column the new build reads.")
     return None
@@ -84,7 +86,7 @@ def mysql_access_denied(f: Facts) -> Finding | None:
                1142: "the DSN's user lacks a privilege the migration needs (ALTER/CREATE)",
                1044: "the DSN's user has no access to the database"}
     why = reasons.get(code or 0, "MySQL refused the DSN's user")
-    return finding("mysql_access_denied", f"MySQL denied access (Error {code})", 0.9,
+    return finding(CauseId.MYSQL_ACCESS_DENIED, f"MySQL denied access (Error {code})", 0.9,
                    [*q(f.fatal), *q(f.run.prev_line if f.run else None), *status_row(f)],
                    "The DSN's credentials log in "
                    "(`mysql -u<user> -p -h 127.0.0.1 -P <port> <db> -e 'SELECT 1'`) "
@@ -115,11 +117,11 @@ def mysql_unavailable(f: Facts) -> Finding | None:
             note = "`no such host` for the MySQL service name means the MySQL container is gone."
         else:
             note = "The proxy could not open a connection to MySQL."
-        return finding("mysql_unavailable", "MySQL unreachable at start-up", conf,
+        return finding(CauseId.MYSQL_UNAVAILABLE, "MySQL unreachable at start-up", conf,
                        [*q(f.fatal), *q(f.run.prev_line if f.run else None), *mysql_ev, *status_row(f)],
                        rule_out, f"{note} {phase_note(f)}")
     if mysql_down and f.proxy_running is False and f.fatal is None:
-        return finding("mysql_unavailable", "MySQL container is down", 0.6, [*mysql_ev, *status_row(f)],
+        return finding(CauseId.MYSQL_UNAVAILABLE, "MySQL container is down", 0.6, [*mysql_ev, *status_row(f)],
                        rule_out,
                        "The proxy is down without a fatal line in its log while MySQL is not running.")
     return None
@@ -130,11 +132,11 @@ def config_error(f: Facts) -> Finding | None:
     rule_out = ("`docker exec <proxy> printenv PROXY_MYSQL_DSN` shows a well-formed DSN naming an existing "
                 "database, and the log says `using MySQL storage`")
     if f.fatal is not None and f.fatal_class == "invalid_dsn":
-        return finding("config_error", "Malformed PROXY_MYSQL_DSN", 0.9, [*q(f.fatal), *status_row(f)],
+        return finding(CauseId.CONFIG_ERROR, "Malformed PROXY_MYSQL_DSN", 0.9, [*q(f.fatal), *status_row(f)],
                        rule_out,
                        f"The driver rejected the DSN before connecting. {phase_note(f)}")
     if f.fatal is not None and f.fatal_class == "unknown_database":
-        return finding("config_error", "DSN names a database that does not exist (Error 1049)", 0.88,
+        return finding(CauseId.CONFIG_ERROR, "DSN names a database that does not exist (Error 1049)", 0.88,
                        [*q(f.fatal), *q(f.run.prev_line if f.run else None), *status_row(f)], rule_out,
                        "Error 1049 is a configuration fault, not a privilege one: the DSN's database name is "
                        "wrong (the real database is `qcc_proxy`; the seed says `qcc_plus`).")
@@ -143,7 +145,7 @@ def config_error(f: Facts) -> Finding | None:
         conf, ev = 0.8, [*q(run.storage_line), *status_row(f)]
         if f.proxy_state is not None and f.proxy_state.dsn_configured is False:
             conf, ev = 0.86, [*ev, f"docker inspect {f.proxy_state.name}: PROXY_MYSQL_DSN is empty"]
-        return finding("config_error", "Proxy fell back to SQLite: PROXY_MYSQL_DSN empty", conf, ev, rule_out,
+        return finding(CauseId.CONFIG_ERROR, "Proxy fell back to SQLite: PROXY_MYSQL_DSN empty", conf, ev, rule_out,
                        "With an empty PROXY_MYSQL_DSN the proxy silently uses SQLite inside the container: "
                        "it "
                        "starts, but none of the MySQL nodes or settings are there.")
@@ -173,7 +175,7 @@ def panic(f: Facts) -> Finding | None:
              "is the crashing code."
     if f.proxy_running:
         detail = "A panic is in the log but the proxy is running again; it is history unless it repeats."
-    return finding("panic", "Uncaught panic", conf, ev,
+    return finding(CauseId.PANIC, "Uncaught panic", conf, ev,
                    "No `panic:` line in the whole `docker logs` output (grep_panic empty): exit code 2 alone "
                    "is "
                    "a plain `docker stop`", detail)
@@ -191,7 +193,7 @@ def runtime_fatal(f: Facts) -> Finding | None:
         if f.processes is not None and len(f.processes.workers) >= 4:
             conf = min(conf, 0.7)
             detail += " Many claude/node health-check processes were running (startup_health_check_overload)."
-    return finding("runtime_fatal", "Go runtime fatal error", conf, ev,
+    return finding(CauseId.RUNTIME_FATAL, "Go runtime fatal error", conf, ev,
                    "No `fatal error:` line in the whole `docker logs` output", detail)
 
 
@@ -212,7 +214,7 @@ def crash_loop(f: Facts) -> Finding | None:
                              "fix it and the loop stops.")
     else:
         conf, detail = 0.85, "The proxy keeps restarting and the log does not say why each run ends."
-    return finding("crash_loop", f"Crash loop ({max(rc, len(f.crashed_runs))} restarts)", conf, ev,
+    return finding(CauseId.CRASH_LOOP, f"Crash loop ({max(rc, len(f.crashed_runs))} restarts)", conf, ev,
                    "`docker inspect -f '{{.RestartCount}} {{.State.Status}}' <proxy>` stays the same and the "
                    "status stays Up for minutes", detail)
 
@@ -248,7 +250,7 @@ def oom_killed(f: Facts) -> Finding | None:
         conf = min(conf, 0.8)
         detail += (f" The memory went to {len(workers)} claude/node health-check processes "
                    "(see startup_health_check_overload).")
-    return finding("oom_killed", "Killed by the OOM killer (exit 137)", conf, [*status_row(f), *ev],
+    return finding(CauseId.OOM_KILLED, "Killed by the OOM killer (exit 137)", conf, [*status_row(f), *ev],
                    "`docker inspect` shows OOMKilled=false, `dmesg -T` has no `Killed process ... (ccproxy)` "
                    "and "
                    "`free -m` shows memory available: then it was a `docker kill`", detail)
@@ -261,8 +263,8 @@ def exit_without_crash(f: Facts) -> Finding | None:
         return None
     last = f.log[-1] if f.log else None
     if code == 2 and not f.find_lines(r"^(panic: |fatal error: )"):
-        looked = f.ok("grep_panic") or f.ok("proxy_logs")
-        return finding("unknown", "Stopped, not crashed: exit 2 with no panic in the log (a plain docker "
+        looked = f.ok(StepId.GREP_PANIC) or f.ok(StepId.PROXY_LOGS)
+        return finding(CauseId.UNKNOWN, "Stopped, not crashed: exit 2 with no panic in the log (a plain docker "
                                   "stop)",
                        0.6 if looked else 0.35,
                        [*status_row(f), "grep_panic: no `panic:` or `fatal error:` line in the log" if looked
@@ -273,27 +275,27 @@ def exit_without_crash(f: Facts) -> Finding | None:
                        "with exit 2; nothing in the log shows a crash. Find who stopped it, then start it "
                        "again.")
     if code == 137 and not _memory_evidence(f):
-        checked = [s for s in ("host_memory", "kernel_oom", "container_inspect") if f.ok(s)]
-        thin = [s for s in ("host_memory", "kernel_oom", "container_inspect") if not f.ok(s)]
+        checked = [s for s in (StepId.HOST_MEMORY, StepId.KERNEL_OOM, StepId.CONTAINER_INSPECT) if f.ok(s)]
+        thin = [s for s in (StepId.HOST_MEMORY, StepId.KERNEL_OOM, StepId.CONTAINER_INSPECT) if not f.ok(s)]
         ev = [*status_row(f)]
         if f.proxy_state is not None:
             ev.append(f"docker inspect {f.proxy_state.name}: State.OOMKilled=false")
         if f.memory is not None:
             ev.append(f"free -m: {f.memory.raw}")
-        if f.ok("kernel_oom"):
+        if f.ok(StepId.KERNEL_OOM):
             ev.append("kernel_oom: no OOM-killer lines")
         detail = "Exit 137 is SIGKILL: the OOM killer or a `docker kill` (or a stop that timed out). " \
                  f"Checked without memory evidence: {', '.join(checked) or 'nothing'}."
         if thin:
             detail += f" No evidence from: {', '.join(thin)}."
-        return finding("unknown", "Killed (exit 137) with no sign of memory exhaustion",
+        return finding(CauseId.UNKNOWN, "Killed (exit 137) with no sign of memory exhaustion",
                        0.5 if not thin else 0.35,
                        ev, "OOMKilled=true, a kernel `Killed process ... (ccproxy)` line or host memory at "
                            "zero "
                            "would make it oom_killed", detail)
     if code in (1, 255) and f.log:
         what = "an unrecognised last line" if code == 1 else "exit 255 (host or daemon crash)"
-        return finding("unknown", f"Exited ({code}) with {what}", 0.4, [*status_row(f), *q(last)],
+        return finding(CauseId.UNKNOWN, f"Exited ({code}) with {what}", 0.4, [*status_row(f), *q(last)],
                        "A known fatal line (driver error, panic, bind) in the full log",
                        "The exit code says the process failed but its last line matches no known failure.")
     return None

@@ -29,7 +29,8 @@ from bot.diagnosis.logscan import CLASS_TO_CAUSE
 from bot.diagnosis.logsummary import summarize_logs
 from bot.diagnosis.redact import redact_text
 from bot.diagnosis.rules import RULES
-from bot.models import Action, Cause, ChangeSummary, CheckItem, Diagnosis, Hypothesis, StepResult
+from bot.models import Action, Cause, CauseId, ChangeSummary, CheckItem, Diagnosis, Hypothesis, StepResult
+from bot.runbook.steps import StepId
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +38,23 @@ CONVINCING = 0.3  # below this the top cause is reported together with `unknown`
 TIE = 0.005
 
 
-def run_rules(facts: Facts) -> list[tuple[int, Finding]]:
-    """``(rule index, finding)`` for every rule that fired."""
+STRICT = False  # the test suite sets this (tests/conftest.py): a rule that raises fails the test
+
+
+def run_rules(facts: Facts, *, strict: bool | None = None) -> list[tuple[int, Finding]]:
+    """``(rule index, finding)`` for every rule that fired.
+
+    A rule that raises is logged and skipped, so one broken rule never loses the diagnosis;
+    with ``strict`` (default :data:`STRICT`) the exception propagates instead.
+    """
+    strict = STRICT if strict is None else strict
     out = []
     for i, rule in enumerate(RULES):
         try:
             hit = rule(facts)
-        except Exception:  # noqa: BLE001 - one broken rule must not lose the diagnosis
+        except Exception:
+            if strict:
+                raise
             log.exception("diagnosis rule %s failed", getattr(rule, "__name__", rule))
             continue
         if hit is not None:
@@ -53,12 +64,12 @@ def run_rules(facts: Facts) -> list[tuple[int, Finding]]:
 
 def _host_unreachable(facts: Facts) -> Cause | None:
     """``unknown`` saying the host itself could not be reached, when no SSH step ran at all."""
-    status = facts.availability("container_status")
-    shell_steps = [a for sid, a in facts.steps.items() if sid != "schema_nodes"]
+    status = facts.availability(StepId.CONTAINER_STATUS)
+    shell_steps = [a for sid, a in facts.steps.items() if sid != StepId.SCHEMA_NODES]
     if status.status != "error" or not shell_steps or any(a.ok or a.status == "failed" for a in shell_steps):
         return None
-    return finding("unknown", "The host could not be reached over SSH: nothing on it was checked", 0.2,
-                   [status.describe("container_status")],
+    return finding(CauseId.UNKNOWN, "The host could not be reached over SSH: nothing on it was checked", 0.2,
+                   [status.describe(StepId.CONTAINER_STATUS)],
                    "`ssh` to the host (same user, key and known_hosts as the bot) runs `true` successfully",
                    "Every step on the host failed before it ran, so there is no evidence about the proxy "
                    "yet. Fix the SSH access named in the evidence (address, key, host key), then re-run.")
@@ -71,13 +82,14 @@ def unknown_cause(facts: Facts) -> Cause:
         return unreachable
     missing = []
     if facts.containers is None and facts.inspect is None:
-        why = "; ".join(facts.missing("container_status", "container_inspect"))
+        why = "; ".join(facts.missing(StepId.CONTAINER_STATUS, StepId.CONTAINER_INSPECT))
         missing.append(f"the container status ({why})")
     elif facts.proxy is None and facts.proxy_state is None:
         missing.append("a proxy container")
     if facts.logs_empty:
-        missing.append("proxy log lines (" + ("empty" if facts.ok("proxy_logs") else
-                                              facts.availability("proxy_logs").describe("proxy_logs")) + ")")
+        missing.append("proxy log lines (" + ("empty" if facts.ok(StepId.PROXY_LOGS) else
+                                              facts.availability(StepId.PROXY_LOGS).describe(StepId.PROXY_LOGS))
+                       + ")")
     failed = [a.describe(s) for s, a in facts.steps.items() if not a.ok]
     evidence = [*([facts.proxy_row] if facts.proxy_row else []), *failed[:6]]
     run = facts.run
@@ -85,7 +97,7 @@ def unknown_cause(facts: Facts) -> Cause:
         missing.append(f"an answer from /version on 127.0.0.1:{facts.ctx.proxy_port} (the proxy logged "
                        "that it listens but does not answer)")
     what = "; ".join(missing) or "a line or state that matches a known failure"
-    return finding("unknown", "Not enough evidence to name a cause", 0.2, evidence,
+    return finding(CauseId.UNKNOWN, "Not enough evidence to name a cause", 0.2, evidence,
                    "Re-run the diagnosis once the missing evidence is available",
                    f"Missing: {what}. The bot does not guess without evidence.")
 
@@ -154,26 +166,33 @@ def _clean_value(v: Any, extras: list[str] | None) -> Any:
 
 
 def analyze(steps: list[StepResult], ctx: AnalysisContext, *, started_at: datetime, duration_s: float,
-            extra_secrets: list[str] | None = None) -> Diagnosis:
+            extra_secrets: list[str] | None = None, strict: bool | None = None) -> Diagnosis:
     """Analyze step results. Never raises on odd output; returns ``unknown`` when evidence is thin.
+
+    ``strict`` (default :data:`STRICT`, which the test suite turns on): a rule, parser or action
+    builder that raises propagates instead of being logged and skipped.
 
     ``extra_secrets`` are literals (e.g. the MySQL password) redacted wherever they appear.
     ``Diagnosis.redacted_lines`` counts the lines of step output that redaction changed.
     """
+    strict = STRICT if strict is None else strict
     try:
-        facts = collect_facts(steps, ctx)
-    except Exception:  # noqa: BLE001 - parsers never raise; this is a last line of defence
+        facts = collect_facts(steps, ctx, strict=strict)
+    except Exception:  # parsers never raise; this is a last line of defence
+        if strict:
+            raise
         log.exception("collecting facts failed")
         facts = Facts(ctx=ctx)
-    causes = rank(run_rules(facts), facts)
+    causes = rank(run_rules(facts, strict=strict), facts)
     try:
         actions = build_actions(causes, facts, ctx)
-    except Exception:  # noqa: BLE001
+    except Exception:
+        if strict:
+            raise
         log.exception("building actions failed")
         actions = []
-    checklist, hypotheses, changes = _evidence_tables(facts, causes, extra_secrets)
-    logs = next((s for s in steps if s.id == "proxy_logs" and s.output), None)
-    summary = summarize_logs(logs.output, extra_secrets=extra_secrets) if logs is not None else None
+    checklist, hypotheses, changes = _evidence_tables(facts, causes, extra_secrets, strict=strict)
+    summary = summarize_logs(facts.log_text, extra_secrets=extra_secrets) if facts.log_text else None
     clean_steps, redacted = [], 0
     for s in steps:
         cs, n = redact_step(s, extra_secrets)
@@ -193,14 +212,16 @@ def analyze(steps: list[StepResult], ctx: AnalysisContext, *, started_at: dateti
     )
 
 
-def _evidence_tables(facts: Facts, causes: list[Cause], extras: list[str] | None
+def _evidence_tables(facts: Facts, causes: list[Cause], extras: list[str] | None, *, strict: bool = False
                      ) -> tuple[list[CheckItem], list[Hypothesis], ChangeSummary | None]:
     """evidence: the checklist, the hypothesis table and what changed, redacted (issue 10)."""
     try:
         items = checklist_mod.build_checklist(facts)
         hyps = hypotheses_mod.build_hypotheses(facts, causes, items)
         changes = changes_mod.build_changes(facts)
-    except Exception:  # noqa: BLE001 - the tables must not lose the diagnosis
+    except Exception:  # the tables must not lose the diagnosis (strict: tests see the bug)
+        if strict:
+            raise
         log.exception("building the evidence tables failed")
         return [], [], None
     items = [i.model_copy(update={"line": redact_text(i.line, extras)[0]}) for i in items]

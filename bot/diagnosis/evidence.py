@@ -13,7 +13,7 @@ from collections.abc import Callable
 from bot.diagnosis.facts import Facts
 from bot.diagnosis.logparse import LogLine
 from bot.diagnosis.logscan import is_dump_line
-from bot.models import Cause
+from bot.models import Cause, CauseId
 
 Finding = Cause  # a rule's result: a likely cause with confidence, evidence, rule_out and detail
 Rule = Callable[[Facts], Finding | None]
@@ -72,9 +72,13 @@ def phase_note(f: Facts) -> str:
     return "Start-up phase: " + notes.get(run.phase, run.phase) + caveat + "."
 
 
-def finding(cause_id: str, title: str, confidence: float, evidence: list[str], rule_out: str,
+def finding(cause_id: CauseId, title: str, confidence: float, evidence: list[str], rule_out: str,
             detail: str = "") -> Finding:
-    """Build a finding; confidence is clamped to 0..1 and evidence de-duplicated, in order."""
+    """Build a finding; confidence is clamped to 0..1 and evidence de-duplicated, in order.
+
+    Raises ValueError when ``cause_id`` is not a :class:`CauseId` (a string that is not in the
+    vocabulary never reaches the model, where it would be swallowed as a failed rule)."""
+    cause_id = CauseId(cause_id)
     ev = [quote(e) for e in dict.fromkeys(e for e in evidence if e and e.strip())]
     return Cause(id=cause_id, title=title,  # ids are checked by the model
                  confidence=max(0.0, min(1.0, round(confidence, 3))), evidence=ev, rule_out=rule_out,

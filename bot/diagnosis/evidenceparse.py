@@ -107,13 +107,18 @@ def event_time(raw: str, year: int) -> tuple[datetime | None, bool]:
     return None, False
 
 
-def parse_kernel_events(text: str, *, year: int) -> list[KernelEvent]:
-    """Kernel OOM events of ``dmesg``/``journalctl -k`` output in any of the formats above."""
+def kernel_events_from(events: list[OomEvent], *, year: int) -> list[KernelEvent]:
+    """Each parsed OOM event with its time (read again from its raw line) and whether it is zoned."""
     out = []
-    for ev in parse_kernel_oom(text, year=year):
+    for ev in events:
         when, zoned = event_time(ev.raw, year)
         out.append(KernelEvent(event=ev.model_copy(update={"when": when}), when=when, zoned=zoned))
     return out
+
+
+def parse_kernel_events(text: str, *, year: int) -> list[KernelEvent]:
+    """Kernel OOM events of ``dmesg``/``journalctl -k`` output in any of the formats above."""
+    return kernel_events_from(parse_kernel_oom(text, year=year), year=year)
 
 
 # ---------------------------------------------------------------- docker inspect extras

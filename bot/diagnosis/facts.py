@@ -13,7 +13,10 @@ the run that matters: the last one that crashed (unless a later run came up), el
 
 from __future__ import annotations
 
+import inspect
+import logging
 import re
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -23,22 +26,25 @@ from bot.diagnosis import evidenceparse as ep
 from bot.diagnosis import hostparse as hp
 from bot.diagnosis import incident
 from bot.diagnosis.context import AnalysisContext
-from bot.diagnosis.logparse import LogLine, OomEvent, parse_docker_logs
+from bot.diagnosis.logparse import LogLine, OomEvent
 from bot.diagnosis.logscan import HealthSignals, RunInfo, health_signals, scan_run, split_runs
 from bot.diagnosis.parsers import (
+    PARSERS,
     Container,
+    ContainerLog,
     ContainerState,
     ContainerStats,
-    parse_docker_inspect,
-    parse_docker_ps,
-    parse_docker_stats,
     pick_container,
 )
 from bot.models import StepResult, StepStatus
+from bot.runbook.loader import default_runbook
+from bot.runbook.models import Runbook
+from bot.runbook.steps import StepId
 
-DOCKER_STEPS = ("container_status", "container_inspect", "resource_usage", "port_publishers", "proxy_logs",
-                "grep_migration", "grep_health_scheduler", "grep_panic")
-GREP_STEPS = ("grep_migration", "grep_health_scheduler", "grep_panic")
+log = logging.getLogger(__name__)
+
+DOCKER_STEPS = (StepId.CONTAINER_STATUS, StepId.CONTAINER_INSPECT, StepId.RESOURCE_USAGE, StepId.PORT_PUBLISHERS,
+                StepId.PROXY_LOGS, StepId.GREP_MIGRATION, StepId.GREP_HEALTH_SCHEDULER, StepId.GREP_PANIC)
 DAEMON_RE = re.compile(r"Cannot connect to the Docker daemon|Is the docker daemon running|error during "
                        r"connect"
                        r"|docker daemon is not running|dial unix [^ ]*docker\.sock", re.I)
@@ -77,6 +83,8 @@ class Facts(BaseModel):
     mysql_state: ContainerState | None = None
     log: list[LogLine] | None = None  # proxy_logs (or merged grep lines when the tail is unavailable)
     log_source: str = "none"  # proxy_logs | grep | none
+    log_text: str | None = None  # the raw text of the proxy's log read (for the log summary)
+    container_logs: list[ContainerLog] | None = None  # proxy_logs: one read per candidate name
     grep: dict[str, list[LogLine]] = Field(default_factory=dict)
     runs: list[RunInfo] = Field(default_factory=list)
     run: RunInfo | None = None
@@ -240,7 +248,7 @@ class Facts(BaseModel):
             "phase": run.phase if run and run.fatal else None,
             "fatal_line": run.fatal.raw if run and run.fatal else None,
             "line_before_fatal": run.prev_line.raw if run and run.prev_line else None,
-            "deployed_version": self.version.version if self.version else None,
+            "deployed_version": self.version.version if self.version else None,  # display key, not a step id
             "deployed_commit": self.version.git_commit if self.version else None,
             "head_commit": self.commits[0].sha if self.commits else None,
             "head_subject": self.commits[0].subject if self.commits else None,
@@ -248,7 +256,7 @@ class Facts(BaseModel):
             "health_workers": len(self.processes.workers) if self.processes else None,
             "health_workers_rss_mb": self.processes.workers_rss_mb if self.processes else None,
             "disk_max_use_pct": max((d.use_pct for d in self.disks), default=None) if self.disks else None,
-            "deploy_running": bool(self.deploys) if self.deploys is not None else None,
+            "deploy_running": bool(self.deploys) if self.deploys is not None else None,  # display key, not a step id
         }
         if self.version and self.commits:
             out["deployed_is_head"] = same_commit(self.version.git_commit, self.commits[0].sha)
@@ -272,70 +280,86 @@ def _text(step: StepResult) -> str:
     return "\n".join(x for x in (step.output, step.stderr, step.error or "") if x)
 
 
-def collect_facts(steps: list[StepResult], ctx: AnalysisContext) -> Facts:
-    """Parse every step (by id) into :class:`Facts`. Never raises on odd output."""
+def collect_facts(steps: list[StepResult], ctx: AnalysisContext, runbook: Runbook | None = None, *,
+                  strict: bool = False) -> Facts:
+    """Parse every step into :class:`Facts`, as the runbook says. Never raises on odd output.
+
+    One loop: each step (or part) of ``runbook`` (default: the packaged one) whose result is
+    ``ok`` is read by its registered ``parser`` into its ``fact`` field (a ``dict`` field
+    collects one entry per step id); then :func:`_derive` picks the proxy, its log and state.
+    A parser that raises is logged and its fact left unset (``strict``: the error propagates).
+    """
+    runbook = runbook or default_runbook()
     by_id = {s.id: s for s in steps}
     f = Facts(ctx=ctx)
     for s in steps:
         f.steps[s.id] = StepAvailability(status=s.status.value, error=s.error, exit_status=s.exit_status)
         f.texts[s.id] = _text(s)
+    for step in runbook.steps:
+        for step_id, parser_name, fact in step.leaves:
+            result = by_id.get(step_id)
+            if result is None or result.status != StepStatus.OK:
+                continue
+            parser = PARSERS[parser_name]
+            try:
+                value = parser(result.output, year=ctx.captured_at.year) if _takes_year(parser) \
+                    else parser(result.output)
+            except Exception:  # parsers never raise; one odd output must not lose the rest
+                if strict:
+                    raise
+                log.exception("parser %s failed on step %s", parser_name, step_id)
+                continue
+            current = getattr(f, fact)
+            if isinstance(current, dict):
+                current[step_id] = value
+            else:
+                setattr(f, fact, value)
+    _derive(f, by_id)
+    return f
 
-    def out(step_id: str) -> str | None:
-        s = by_id.get(step_id)
-        return s.output if s is not None and s.status == StepStatus.OK else None
 
-    if (text := out("container_status")) is not None:
-        f.containers = parse_docker_ps(text)
+def _takes_year(parser: Callable[..., object]) -> bool:
+    return "year" in inspect.signature(parser).parameters
+
+
+def _derive(f: Facts, by_id: dict[str, StepResult]) -> None:
+    """Facts computed from other facts: the proxy and MySQL containers and states, the proxy's
+    log (from the read of the right container, else the greps), runs, stats, recent OOM kills."""
+    ctx = f.ctx
+    if f.containers is not None:
         f.proxy = pick_container(f.containers, ctx.proxy_container, ctx.compose_project, ctx.proxy_service)
         f.mysql = pick_container(f.containers, ctx.mysql_container, ctx.compose_project, ctx.mysql_service)
-    if (text := out("container_inspect")) is not None:
-        f.inspect = parse_docker_inspect(text)
+    if f.inspect is not None:
         f.proxy_state = _pick_state(f.inspect, f.proxy, ctx.proxy_container, ctx.compose_project,
                                     ctx.proxy_service)
         f.mysql_state = _pick_state(f.inspect, f.mysql, ctx.mysql_container, ctx.compose_project,
                                     ctx.mysql_service)
-    for step_id in GREP_STEPS:
-        if (text := out(step_id)) is not None:
-            f.grep[step_id] = parse_docker_logs(text)
-    if (text := out("proxy_logs")) is not None:
-        f.log, f.log_source = parse_docker_logs(text), "proxy_logs"
+    if f.container_logs is not None:
+        read = _pick_log(f.container_logs, f)
+        if read is not None:
+            f.log, f.log_text, f.log_source = read.lines, read.text, "proxy_logs"  # log source name, not a step id
     if not f.log and any(f.grep.values()):
         merged = {ln.raw: ln for lines in f.grep.values() for ln in lines}
         f.log, f.log_source = sorted(merged.values(), key=_ts_key), "grep"
     _scan_log(f)
-    if (text := out("schema_nodes")) is not None:
-        f.schema_columns = hp.parse_schema_columns(text)
-    if (text := out("resource_usage")) is not None:
-        f.stats = parse_docker_stats(text)
+    if f.stats is not None:
         f.proxy_stats = next((s for s in f.stats if s.name == f.proxy_name), None)
-    if (text := out("port_listeners")) is not None:
-        f.listeners = hp.parse_ss_listeners(text)
-    if (text := out("port_publishers")) is not None:
-        f.publishers = parse_docker_ps(text)
-    if (text := out("host_memory")) is not None:
-        f.memory = ep.parse_free_any(text)  # evidence: any locale
-    if (text := out("host_disk")) is not None:
-        f.disks = hp.parse_df(text)
-    if (text := out("host_processes")) is not None:
-        f.processes = hp.parse_ps(text)
-    if (text := out("deployed_version")) is not None:
-        f.version = hp.parse_version_json(text)
-    if (text := out("checkout_head")) is not None:
-        f.commits = hp.parse_git_log(text)
-    if (text := out("deploy_running")) is not None:
-        f.deploys = hp.parse_deploy_procs(text)
-    # evidence: issue 10 facts (inspect details, MySQL log, CI run log, windowed kernel events)
-    if (text := out("container_inspect")) is not None:
-        f.details = ep.parse_inspect_details(text)
-    if (text := out("mysql_logs")) is not None:
-        f.mysql_log = ep.parse_mysql_log(text)
-    if (text := out("ci_run_log")) is not None:
-        f.ci_run = ep.parse_actions_log(text)
-    if (text := out("kernel_oom")) is not None:
-        f.kernel_events = ep.parse_kernel_events(text, year=ctx.captured_at.year)
+    # evidence: issue 10 facts (inspect details, every kernel event dated, the incident window)
+    inspect_step = by_id.get(StepId.CONTAINER_INSPECT)
+    if inspect_step is not None and inspect_step.status == StepStatus.OK:
+        f.details = ep.parse_inspect_details(inspect_step.output)
+    if f.oom is not None:
+        f.kernel_events = ep.kernel_events_from(f.oom, year=ctx.captured_at.year)
         f.oom = _recent(f.kernel_events, f)
     _docker_health(f, by_id)
-    return f
+
+
+def _pick_log(reads: list[ContainerLog], f: Facts) -> ContainerLog | None:
+    """The read of the proxy's container: the one named like the resolved proxy, else the
+    only unnamed read (older captures), else the first that succeeded."""
+    ok = [r for r in reads if r.ok]
+    named = f.proxy.name if f.proxy else (f.proxy_state.name if f.proxy_state else None)
+    return next((r for r in ok if r.name == named), None) or next(iter(ok), None)
 
 
 def _pick_state(states: list[ContainerState], row: Container | None, explicit: str | None, project: str,
@@ -386,14 +410,14 @@ def _docker_health(f: Facts, by_id: dict[str, StepResult]) -> None:
             continue
         if s.status == StepStatus.TIMEOUT:
             f.docker_timeouts.append(f"{step_id}: {s.error or 'timed out'}")
-        if s.status != StepStatus.OK or step_id in ("container_status", "container_inspect"):
+        if s.status != StepStatus.OK or step_id in (StepId.CONTAINER_STATUS, StepId.CONTAINER_INSPECT):
             for line in _text(s).split("\n"):
                 if DAEMON_RE.search(line) and "permission denied" not in line:
                     f.docker_errors.append(f"{step_id}: {line.strip()}")
                     break
-    for step_id, text in f.texts.items():
+    for sid, text in f.texts.items():
         for line in text.split("\n"):
-            if NO_SPACE_RE.search(line) and step_id != "host_disk":
+            if NO_SPACE_RE.search(line) and sid != StepId.HOST_DISK:
                 f.no_space.append(line.strip())
     for st in f.inspect or []:
         if NO_SPACE_RE.search(st.error):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from bot.diagnosis.checklist import build_checklist
 from bot.diagnosis.facts import HEALTH_COLUMN, Facts, same_commit
 from bot.models import Cause, CheckItem, Hypothesis, Verdict
+from bot.runbook.steps import StepId
 
 CONFIRMED = 0.85
 Absent = Callable[[Facts, dict[str, CheckItem]], str | None]  # the ruled-out line, or None: not checked
@@ -155,7 +156,7 @@ def _deploy(f: Facts, c: dict[str, CheckItem]) -> str | None:
 
 
 def _docker(f: Facts, c: dict[str, CheckItem]) -> str | None:
-    return "docker ps answered" if f.ok("container_status") and not f.docker_errors else None
+    return "docker ps answered" if f.ok(StepId.CONTAINER_STATUS) and not f.docker_errors else None
 
 
 def _disk(f: Facts, c: dict[str, CheckItem]) -> str | None:

@@ -100,8 +100,16 @@ _DMESG_TIME_RE = re.compile(r"^\[(\w{3} \w{3} +\d{1,2} \d{2}:\d{2}:\d{2} \d{4})\
 _JOURNAL_TIME_RE = re.compile(r"^(\w{3} +\d{1,2} \d{2}:\d{2}:\d{2}) ")
 
 
+_ISO_TIME_RE = re.compile(r"^\[?(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:[.,]\d+)?(Z|[+-]\d{2}:?\d{2})?")
+
+
 def _event_time(raw: str, year: int) -> datetime | None:
     try:
+        if m := _ISO_TIME_RE.match(raw):  # dmesg --time-format=iso, journalctl -o short-iso
+            zone = (m.group(2) or "+00:00").replace("Z", "+00:00")
+            if ":" not in zone:
+                zone = zone[:3] + ":" + zone[3:]
+            return datetime.fromisoformat(m.group(1) + zone).astimezone(UTC)
         if m := _DMESG_TIME_RE.match(raw):
             return datetime.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y").replace(tzinfo=UTC)
         if m := _JOURNAL_TIME_RE.match(raw):
@@ -120,7 +128,9 @@ _INVOKED_RE = re.compile(r"(\S+) invoked oom-killer", re.I)
 def parse_kernel_oom(text: str, *, year: int | None = None) -> list[OomEvent]:
     """Parse ``dmesg -T`` or ``journalctl -k`` output grepped for ``out of memory|oom-kill|killed process``.
 
-    Formats: ``[Wed Dec 10 06:20:11 2025] Out of memory: Killed process 1234 (node) total-vm:...``,
+    Formats: ``2025-12-10T06:20:11,123456+00:00 Out of memory: ...`` (``dmesg --time-format=iso``;
+    ``journalctl -k -o short-iso`` prints ``2025-12-10T06:20:11+0000 host kernel: ...``),
+    ``[Wed Dec 10 06:20:11 2025] Out of memory: Killed process 1234 (node) total-vm:...``,
     ``Dec 10 06:20:11 host kernel: Memory cgroup out of memory: Killed process 1234 (ccproxy) ...``,
     ``[ 812.345] oom-kill:constraint=CONSTRAINT_NONE,...,task=node,pid=1234,uid=0``.
     An ``oom-kill:`` summary of a pid also reported as ``Killed process`` is dropped. ``when`` is

@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
+from bot.config import EnvironmentConfig
 from bot.diagnosis import evidenceparse, hostparse, logparse
 from bot.diagnosis.textutil import ANSI_RE, clean_text, parse_time
+from bot.models import StepResult, StepStatus
+from bot.runbook.sections import has_sections, split_sections
+from bot.runbook.steps import StepId
 
 __all__ = [
-    "ANSI_RE", "PARSERS", "Container", "ContainerState", "ContainerStats", "clean_text",
+    "ANSI_RE", "PARSERS", "Container", "ContainerLog", "candidate_names", "parse_docker_log_parts",
+    "resolve_names", "resolve_step_names", "ContainerState", "ContainerStats", "clean_text",
     "parse_docker_inspect", "parse_docker_ps", "parse_docker_stats", "parse_size", "pick_container",
     "resolve_container",
 ]
@@ -43,6 +48,11 @@ class _ComposeLabels(BaseModel):
     @property
     def compose_service(self) -> str | None:
         return self.labels.get("com.docker.compose.service")
+
+    @property
+    def oneoff(self) -> bool:
+        """True for a ``docker compose run`` one-off container (never the service itself)."""
+        return self.labels.get("com.docker.compose.oneoff", "").lower() == "true"
 
 
 class Container(_ComposeLabels):
@@ -146,19 +156,26 @@ def resolve_container(containers: list[_C], project: str, service: str) -> _C | 
     (current qcc_plus); then compose's default ``<project>-<service>-1`` /
     ``<project>_<service>_1`` (older naming). Returns None when nothing matches.
     """
+    containers = [c for c in containers if not c.oneoff]
     for c in containers:
         if c.compose_project == project and c.compose_service == service:
             return c
-    candidates = (f"{project}_{service}", f"{project}-{service}-1", f"{project}_{service}_1")
-    for cand in candidates:
+    for cand in candidate_names(project, service):
         for c in containers:
             if c.name == cand:
                 return c
     return None
 
 
+def candidate_names(project: str, service: str) -> tuple[str, ...]:
+    """Container names compose gives ``service``: ``<project>_<service>`` (qcc_plus's fixed
+    name), ``<project>-<service>-1`` (compose v2), ``<project>_<service>_1`` (compose v1)."""
+    return (f"{project}_{service}", f"{project}-{service}-1", f"{project}_{service}_1")
+
+
 def pick_container(containers: list[_C], explicit: str | None, project: str, service: str) -> _C | None:
-    """The container named ``explicit`` when it is there, else :func:`resolve_container`."""
+    """The container named ``explicit`` when it is there, else :func:`resolve_container`
+    (compose one-off ``run`` containers are never picked)."""
     if explicit:
         hit = next((c for c in containers if c.name == explicit), None)
         if hit:
@@ -329,21 +346,73 @@ def parse_docker_stats(text: str) -> list[ContainerStats]:
     return out
 
 
-Parser = Callable[[str], Any]
+class ContainerLog(BaseModel):
+    """One container's ``docker logs --timestamps`` read by the ``proxy_logs`` step.
 
-# Every name used by the packaged runbook must exist here.
+    ``name`` is the name the step asked for ("" for a single unmarked read, as older captures
+    hold); ``exit_status`` is the exit status of ``docker logs`` (1: no such container);
+    ``text`` is the raw output (stderr merged), ``lines`` its parsed lines.
+    """
+
+    name: str = ""
+    exit_status: int | None = 0
+    text: str = ""
+    lines: list[logparse.LogLine] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+def parse_docker_log_parts(text: str) -> list[ContainerLog]:
+    """Parse the ``proxy_logs`` step: one part per candidate container name, each between
+    ``@@qcc-begin <name>`` and ``@@qcc-end <name> rc=N`` (:mod:`bot.runbook.sections`).
+    Output without markers (older captures, a plain ``docker logs``) is one unnamed read."""
+    if not has_sections(text):
+        return [ContainerLog(text=text, lines=logparse.parse_docker_logs(text))]
+    return [ContainerLog(name=name, exit_status=rc, text=body,
+                         lines=logparse.parse_docker_logs(body) if rc == 0 else [])
+            for name, (body, rc) in split_sections(text).items()]
+
+
+def resolve_names(containers_output: str, project: str, proxy_service: str, mysql_service: str
+                  ) -> dict[str, str]:
+    """``{"proxy_container": ..., "mysql_container": ...}`` found in ``docker ps`` output
+    (compose labels, then the candidate names); keys without a container are left out."""
+    rows = parse_docker_ps(containers_output)
+    out = {}
+    for key, service in (("proxy_container", proxy_service), ("mysql_container", mysql_service)):
+        c = resolve_container(rows, project, service)
+        if c is not None:
+            out[key] = c.name
+    return out
+
+
+def resolve_step_names(results: Mapping[str, StepResult], env: EnvironmentConfig) -> dict[str, str]:
+    """The executor's :data:`~bot.runbook.executor.NameResolver`: names from the container status step."""
+    status = results.get(StepId.CONTAINER_STATUS)
+    if status is None or status.status != StepStatus.OK:
+        return {}
+    return resolve_names(status.output, env.compose_project, env.proxy_service, env.mysql_service)
+
+
+Parser = Callable[..., Any]
+
+# Every name used by the packaged runbook must exist here. A parser takes the step's text;
+# one that also takes a keyword ``year`` gets the capture's year (undated journal lines).
 PARSERS: dict[str, Parser] = {
     "docker_ps": parse_docker_ps,
     "docker_inspect": parse_docker_inspect,
     "docker_logs": logparse.parse_docker_logs,
+    "docker_log_parts": parse_docker_log_parts,
     "log_lines": logparse.parse_log_lines,
     "schema_columns": hostparse.parse_schema_columns,
     "docker_stats": parse_docker_stats,
     "ss_listeners": hostparse.parse_ss_listeners,
-    "free": hostparse.parse_free,
+    "free": evidenceparse.parse_free_any,  # evidence: any locale (Chinese headers)
     "df": hostparse.parse_df,
     "ps": hostparse.parse_ps,
-    "kernel_oom": logparse.parse_kernel_oom,
+    "kernel_lines": logparse.parse_kernel_oom,
     "version_json": hostparse.parse_version_json,
     "git_log": hostparse.parse_git_log,
     "deploy_procs": hostparse.parse_deploy_procs,

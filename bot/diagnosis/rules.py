@@ -17,6 +17,8 @@ from __future__ import annotations
 from bot.diagnosis import checklist, crashrules, runningrules
 from bot.diagnosis.evidence import Finding, Rule, finding, q, status_row
 from bot.diagnosis.facts import Facts
+from bot.models import CauseId
+from bot.runbook.steps import StepId
 
 DEPLOY_WAIT_S = 60  # deploy-server.sh polls http://127.0.0.1:<port>/ 12 x 5 s
 
@@ -26,14 +28,14 @@ def docker_unresponsive(f: Facts) -> Finding | None:
     if f.docker_errors:
         conf, ev = 0.92, f.docker_errors[:3]
     elif f.docker_timeouts:
-        if f.ok("container_status"):
+        if f.ok(StepId.CONTAINER_STATUS):
             conf = 0.3  # `docker ps` answered: slow, not down
         else:
-            conf = 0.55 + 0.1 * min(len(f.docker_timeouts) - 1, 2) + (0.05 if f.ok("host_memory") else 0.0)
+            conf = 0.55 + 0.1 * min(len(f.docker_timeouts) - 1, 2) + (0.05 if f.ok(StepId.HOST_MEMORY) else 0.0)
         ev = f.docker_timeouts[:3]
     else:
         return None
-    return finding("docker_unresponsive", "Docker daemon not answering", conf, ev,
+    return finding(CauseId.DOCKER_UNRESPONSIVE, "Docker daemon not answering", conf, ev,
                    "`docker info` answers within a few seconds and `systemctl is-active docker` says active",
                    "Docker commands fail or hang while the host itself answers, so container state and logs "
                    "are "
@@ -57,7 +59,7 @@ def deploy_in_progress(f: Facts) -> Finding | None:
         conf = 0.35
     else:
         conf = 0.6
-    return finding("deploy_in_progress", "A deploy is running (deploy-server.sh / compose build)", conf,
+    return finding(CauseId.DEPLOY_IN_PROGRESS, "A deploy is running (deploy-server.sh / compose build)", conf,
                    [*ev, *status_row(f)],
                    "`ps -eo pid,etimes,args | grep deploy-server.sh` is empty and the proxy is still missing",
                    "deploy-server.sh removes both containers and then builds, so minutes without a proxy are "
@@ -71,11 +73,11 @@ def container_missing(f: Facts) -> Finding | None:
     others = [c.row for c in f.containers][:3]
     ev = [f"docker ps -a --filter label=com.docker.compose.project={f.ctx.compose_project}: "
           f"no {f.ctx.proxy_service} container" + ("" if others else " (no containers at all)"), *others]
-    deploy_known = f.ok("deploy_running")
+    deploy_known = f.ok(StepId.DEPLOY_RUNNING)
     detail = "The proxy container does not exist (removed, or never created by compose)."
     if not deploy_known:
         detail += " The deploy check gave no evidence, so a deploy in progress is not ruled out."
-    return finding("container_missing", "Proxy container does not exist", 0.85 if deploy_known else 0.6, ev,
+    return finding(CauseId.CONTAINER_MISSING, "Proxy container does not exist", 0.85 if deploy_known else 0.6, ev,
                    "`docker ps -a` lists the proxy container (under another name or project)", detail)
 
 
@@ -111,7 +113,7 @@ def port_conflict(f: Facts) -> Finding | None:
     detail = f"Port {port} is taken, so the proxy cannot listen (or Docker cannot publish it)."
     if not holders:
         detail += " Who holds it is unknown (ss/publish checks gave no holder)."
-    return finding("port_conflict", f"Port {port} already in use", conf, ev,
+    return finding(CauseId.PORT_CONFLICT, f"Port {port} already in use", conf, ev,
                    f"`ss -ltnp 'sport = :{port}'` and `docker ps -a --filter publish={port}` show nothing "
                    "but the "
                    "proxy holding the port", detail)
@@ -131,7 +133,7 @@ def disk_full(f: Facts) -> Finding | None:
     ev = [*f.no_space[:2], *[f"df: {d.raw}" for d in full]]
     if f.proxy_running is False:
         ev += status_row(f)
-    return finding("disk_full", "Disk full", conf, ev,
+    return finding(CauseId.DISK_FULL, "Disk full", conf, ev,
                    "`df -P -k /var/lib/docker /` shows under 95 % used and no `no space left on device` "
                    "appears",
                    "Writes fail when the docker root fills (logs, images, MySQL data); free space before "
@@ -160,7 +162,7 @@ def startup_health_check_overload(f: Facts) -> Finding | None:
         ev.append(f"docker stats: {f.proxy_stats.raw}")
     kernel = [e for e in f.oom or [] if e.kind != "invoked"]
     if kernel:
-        kinds.append("kernel_oom")
+        kinds.append("kernel_oom")  # signal kind, not a step id
         ev.append(kernel[0].raw)
     if hs.total_nodes and len(hs.threshold_nodes) >= hs.total_nodes and hs.killed:
         kinds.append("all_nodes_failed")
@@ -171,7 +173,7 @@ def startup_health_check_overload(f: Facts) -> Finding | None:
     if hs.total_line is not None:
         ev += q(hs.total_line)
     up = " The proxy is still Up, but checks and requests are starved." if f.proxy_running else ""
-    return finding("startup_health_check_overload", "Health-check processes exhausted the host", conf, ev,
+    return finding(CauseId.STARTUP_HEALTH_CHECK_OVERLOAD, "Health-check processes exhausted the host", conf, ev,
                    "During a full health check `ps -eo comm | grep -c -E '^(claude|node)$'` stays low, "
                    "`free -m` shows memory available and no check ends with `signal: killed`",
                    "Each claude CLI health check costs 150-200 MB; from 30 s after start they pile up on the "
@@ -201,7 +203,7 @@ def deploy_health_timeout(f: Facts) -> Finding | None:
                                                            f"{wait}"]
         detail = "Start-up is still going (no error, no listening line yet); it may outlast the deploy's " \
                  "wait."
-    return finding("deploy_health_timeout", "Slow start-up outlasted the deploy's 60 s health wait", conf, ev,
+    return finding(CauseId.DEPLOY_HEALTH_TIMEOUT, "Slow start-up outlasted the deploy's 60 s health wait", conf, ev,
                    f"`docker logs --timestamps` shows `listening on :{port}` within {DEPLOY_WAIT_S} s of the "
                    "first "
                    "start-up line", detail)
@@ -219,7 +221,7 @@ def up_but_useless(f: Facts) -> Finding | None:
     ev = [x for ln in list(hs.threshold_nodes.values())[:3] for x in q(ln)]
     ev += q(hs.failed[-1] if hs.failed else None) + q(hs.unavailable[-1] if hs.unavailable else None)
     n = hs.total_nodes or len(hs.threshold_nodes)
-    return finding("unknown", f"Up but not serving: {n} node(s) failed their health checks", 0.6,
+    return finding(CauseId.UNKNOWN, f"Up but not serving: {n} node(s) failed their health checks", 0.6,
                    [*status_row(f), *ev],
                    "No `reached failure threshold` lines and requests through the proxy return 200",
                    "The container is Up and listening, but every node reached the failure threshold, so "
@@ -249,7 +251,7 @@ def healthy(f: Facts) -> Finding | None:
         ev = [*status_row(f), *[f"{i.mark} {i.label}: {i.line}" for i in bad]]
         settle = "; ".join(f"{i.label}: {i.settle}" for i in bad if i.settle)
         what = ", ".join(i.label for i in bad)
-        return finding("unknown", f"Up, but health not proven ({len(bad)} checklist item(s) not ✓)",
+        return finding(CauseId.UNKNOWN, f"Up, but health not proven ({len(bad)} checklist item(s) not ✓)",
                        0.5 if failed else 0.4, ev,
                        "Every checklist item shows ✓ (" + (settle or "re-run the diagnosis") + ")",
                        f"Not proven: {what}. The bot says healthy only on positive evidence from every item.")
@@ -264,7 +266,7 @@ def healthy(f: Facts) -> Finding | None:
         ev.append(f"listening line outside the captured log ({run.line_count} lines of this run, start not "
                   "included); /version answers, so it listens")
         detail = "A long-running proxy: its start-up lines are older than the captured tail."
-    return finding("healthy", "Proxy is up and answering", conf, ev,
+    return finding(CauseId.HEALTHY, "Proxy is up and answering", conf, ev,
                    "An error after the listening line, failed health checks, or /version not answering",
                    detail)
 

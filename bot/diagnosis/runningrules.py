@@ -28,6 +28,8 @@ from bot.diagnosis.evidence import Finding, finding, q, quote, status_row
 from bot.diagnosis.facts import Facts, same_commit
 from bot.diagnosis.logparse import LogLine
 from bot.diagnosis.logscan import LISTEN_RE, classify
+from bot.models import CauseId
+from bot.runbook.steps import StepId
 
 LOST_RE = re.compile(r"closing bad idle connection|no such host|invalid connection|driver: bad connection|"
                      r"unexpected EOF|connection refused|server has gone away|Lost connection to MySQL|"
@@ -117,7 +119,7 @@ def mysql_serving(f: Facts) -> list[str]:
     ev = []
     if mysql_running(f) and mysql_health(f) == "healthy" and (row := mysql_row(f)):
         ev.append(row)
-    if f.ok("schema_nodes") and f.schema_columns:
+    if f.ok(StepId.SCHEMA_NODES) and f.schema_columns:
         ev.append(f"schema_nodes: the bot's own query answered ({len(f.schema_columns)} columns of nodes)")
     return ev
 
@@ -151,9 +153,10 @@ def mysql_lost(f: Facts) -> Finding | None:
              and not _UPSTREAM_RE.search(ln.message)]
     down = mysql_down_evidence(f)
     no_container = f.mysql is None and f.mysql_state is None
-    if not lines and (not down or (no_container and f.ok("schema_nodes"))):
+    if not lines and (not down or (no_container and f.ok(StepId.SCHEMA_NODES))):
         return None
-    if not lines and no_container and not f.ok("schema_nodes") and f.availability("schema_nodes").status != "failed":
+    schema = f.availability(StepId.SCHEMA_NODES)
+    if not lines and no_container and not schema.ok and schema.status != "failed":
         return None  # MySQL may live outside compose; without driver lines or a failed query, no evidence
     serving = mysql_serving(f)
     if lines and down:
@@ -170,14 +173,14 @@ def mysql_lost(f: Facts) -> Finding | None:
     if len(lines) > 2:
         ev.append(f"... {len(lines)} MySQL driver error lines after the listening line")
     ev += [*down, *status_row(f)]
-    if not f.ok("schema_nodes") and f.availability("schema_nodes").status != "missing":
-        ev.append(f"the bot's own MySQL query failed too: {f.availability('schema_nodes').describe('schema_nodes')}")
+    if not schema.ok and schema.status != "missing":
+        ev.append(f"the bot's own MySQL query failed too: {schema.describe(StepId.SCHEMA_NODES)}")
     detail = ("The proxy is still Up, but its MySQL connections die: the driver logs `closing bad idle "
               "connection`, then `lookup mysql ... no such host` every 30 s while the MySQL container is "
               "gone. Requests that need the store fail.")
     if serving and not down:
         detail += " MySQL serves again now (container healthy, the bot's query answered): it was a blip."
-    return finding("mysql_lost", "MySQL lost under a running proxy", conf, ev,
+    return finding(CauseId.MYSQL_LOST, "MySQL lost under a running proxy", conf, ev,
                    "`docker exec <mysql> mysqladmin ping` says `mysqld is alive` and the proxy log has no "
                    "driver error after its listening line", detail)
 
@@ -197,7 +200,7 @@ def mysql_oom_killed(f: Facts) -> Finding | None:
         ev.append(f"free -m: {f.memory.raw}")
     ev += status_row(f)
     conf = 0.95 if kills else 0.85
-    return finding("mysql_oom_killed", "MySQL killed by the host's OOM killer", conf, ev,
+    return finding(CauseId.MYSQL_OOM_KILLED, "MySQL killed by the host's OOM killer", conf, ev,
                    "`dmesg --time-format=iso | grep -i 'killed process'` has no `(mysqld)` line near MySQL's "
                    "FinishedAt and `docker inspect <mysql>` shows OOMKilled=false",
                    "The host ran out of memory and the kernel killed mysqld (test and prod share 2 GB); the "
@@ -212,7 +215,7 @@ def disk_full_mysql_log(f: Facts) -> Finding | None:
     full = [d for d in f.disks or [] if d.use_pct >= 95]
     ev = [*(quote(f"mysql log: {ln.raw}") for ln in hits[:2]), *[f"df: {d.raw}" for d in full]]
     ev += [x for x in [mysql_row(f)] if x] + status_row(f)
-    return finding("disk_full", "Disk full (MySQL cannot write)", 0.94 if full else 0.9, ev,
+    return finding(CauseId.DISK_FULL, "Disk full (MySQL cannot write)", 0.94 if full else 0.9, ev,
                    "`df -P -k /var/lib/docker /` shows under 95 % used and MySQL's log has no "
                    "`Disk is full`/errno 28 line",
                    "MySQL stops writing when the docker root fills (binlogs, InnoDB files); free space, then "
@@ -228,7 +231,7 @@ def listen_addr_mismatch(f: Facts) -> Finding | None:
     got = listen_port(run.listening if run else None)
     pd = proxy_detail(f)
     detail_port = pd.listen_port if pd is not None else None
-    curl = f.availability("deployed_version").exit_status if f.ok("deployed_version") else None
+    curl = f.availability(StepId.DEPLOYED_VERSION).exit_status if f.ok(StepId.DEPLOYED_VERSION) else None
     curl_note = {52: "curl exit 52 (empty reply: Docker accepted, nothing listens behind it)",
                  56: "curl exit 56 (connection reset: Docker accepted, nothing listens behind it)"}.get(curl or 0)
     ev: list[str] = []
@@ -248,7 +251,7 @@ def listen_addr_mismatch(f: Facts) -> Finding | None:
     if curl_note:
         ev.append(f"curl http://127.0.0.1:{f.ctx.proxy_port}/version: {curl_note}")
     port = f.ctx.proxy_port
-    return finding("listen_addr_mismatch",
+    return finding(CauseId.LISTEN_ADDR_MISMATCH,
                    f"Proxy listens on :{got or '?'} but port {port} is published to :{want}", conf, ev,
                    f"The log says `listening on :{want}` and `curl http://127.0.0.1:{port}/version` answers",
                    "LISTEN_ADDR does not match the published port: the container is Up but every request to "
@@ -268,7 +271,7 @@ def bad_data(f: Facts) -> Finding | None:
     if c is not None:
         ev.append(f"schema_nodes: nodes.{c.name} {c.type} nullable={c.nullable}")
     conf = 0.93 if f.proxy_running is not True else 0.5
-    return finding("bad_data", f"Bad data: NULL in nodes.{col} stops start-up", conf, ev,
+    return finding(CauseId.BAD_DATA, f"Bad data: NULL in nodes.{col} stops start-up", conf, ev,
                    f"`SELECT COUNT(*) FROM nodes WHERE {col} IS NULL` returns 0",
                    f"Loading the nodes fails on a row with NULL in `{col}` (the code reads it into a "
                    f"{m.group(3)}); the schema is fine. Back up, then "
@@ -295,7 +298,7 @@ def dsn_wrong_target(f: Facts) -> Finding | None:
         wrong.append(f"docker inspect {f.proxy_name}: PROXY_MYSQL_DSN host {d.dsn_host!r} is not the MySQL "
                      f"service ({', '.join(sorted(svc))})")
     conf = 0.92 if wrong else 0.6
-    return finding("dsn_wrong_target", "DSN points at a wrong MySQL port or host (MySQL itself is healthy)",
+    return finding(CauseId.DSN_WRONG_TARGET, "DSN points at a wrong MySQL port or host (MySQL itself is healthy)",
                    conf, [*q(f.fatal), *wrong, *serving, *status_row(f)],
                    "`docker exec <proxy> printenv PROXY_MYSQL_DSN` names `tcp(mysql:3306)` and MySQL is down "
                    "or unhealthy",
@@ -324,7 +327,7 @@ def previous_image_running(f: Facts) -> Finding | None:
         conf = 0.93
         ev.append(quote(f"CI: {f.ci_run.rollback[0]}"))
     ev += status_row(f)
-    return finding("previous_image_running", "The push is not running: the previous image was re-upped", conf,
+    return finding(CauseId.PREVIOUS_IMAGE_RUNNING, "The push is not running: the previous image was re-upped", conf,
                    ev, "`curl -s 127.0.0.1:<port>/version` reports the checkout's HEAD commit",
                    "The running build is not the checkout's HEAD: a failed deploy build re-tagged and started "
                    "the previous image. The new commit never ran; read the deploy's build log.")
@@ -338,14 +341,14 @@ def ci_deploy(f: Facts) -> Finding | None:
         return None
     step = f" (step {ci.failed_step!r})" if ci.failed_step else ""
     if ci.port_allocated:
-        return finding("port_conflict", f"Port {f.ctx.proxy_port} already allocated (deploy run log)", 0.93,
+        return finding(CauseId.PORT_CONFLICT, f"Port {f.ctx.proxy_port} already allocated (deploy run log)", 0.93,
                        [quote(f"CI{step}: {ln}") for ln in ci.port_allocated[:1] + ci.errors[:1]] + status_row(f),
                        "The deploy run log has no `port is already allocated` and `docker ps -a --filter "
                        f"publish={f.ctx.proxy_port}` shows only the proxy",
                        "Docker could not publish the port because another container holds it.")
     if ci.health_attempts and not ci.health_passed and f.fatal is None:
         ev = [quote(f"CI{step}: {ln}") for ln in [*ci.health_attempts[-2:], *ci.errors[:1], *ci.rollback[:1]]]
-        return finding("deploy_health_timeout", "Deploy health check timed out (deploy run log)", 0.88,
+        return finding(CauseId.DEPLOY_HEALTH_TIMEOUT, "Deploy health check timed out (deploy run log)", 0.88,
                        [*ev, *status_row(f)],
                        "The deploy run log shows the health check passing, or the proxy log a crash",
                        "The deploy's health check never passed and the proxy log shows no crash: start-up "

@@ -136,7 +136,8 @@ def render_text(diagnosis: Diagnosis, console: Console) -> None:
                 console.print(Text("  " + line))
 
     if d.actions:
-        console.print(Text("Suggested fixes (each needs an approval in Slack)", style="bold"))
+        console.print(Text("Suggested fixes (each needs an approval: in Slack, or `qcc-bot fix` "
+                           "with the typed environment name)", style="bold"))
         for a in d.actions:
             kind = "advice" if a.kind == ActionKind.ADVICE else a.kind.value
             console.print(Text.assemble((f"• {a.id}", "bold"), f" [{kind}] {a.title}"))

@@ -43,15 +43,16 @@ def step_variables(env: EnvironmentConfig, resolved: Mapping[str, str] | None = 
 def render_script(script: str, variables: Mapping[str, str], *, timeout_s: float, merge_stderr: bool = False) -> str:
     """Build the remote command line for ``script``.
 
-    Shape: ``timeout -k 2 <T> env NAME='value' ... sh -c '<script>'`` where ``T`` is the
-    step timeout in whole seconds (at least 1). Only variables the script mentions are
-    passed. With ``merge_stderr`` the script's stderr is merged into stdout.
+    Shape: ``timeout -k 2 <T> env LC_ALL=C NAME='value' ... sh -c '<script>'`` where ``T`` is
+    the step timeout in whole seconds (at least 1). ``LC_ALL=C`` makes every tool print the same
+    headers, dates and numbers whatever the host's language. Only variables the script mentions
+    are passed. With ``merge_stderr`` the script's stderr is merged into stdout.
     """
     used = sorted(name for name in variables if f"${name}" in script or f"${{{name}}}" in script)
     assigns = " ".join(f"{name}={shlex.quote(variables[name])}" for name in used)
     body = f"{{ {script} ; }} 2>&1" if merge_stderr else script
     seconds = max(1, int(round(timeout_s)))
-    env_part = f"env {assigns} " if assigns else ""
+    env_part = f"env LC_ALL=C {assigns} " if assigns else "env LC_ALL=C "
     return f"timeout -k {KILL_AFTER_S} {seconds} {env_part}sh -c {shlex.quote(body)}"
 
 

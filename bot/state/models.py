@@ -166,3 +166,59 @@ audit_log = Table(
     Column("result", String(32), nullable=True),
     Column("detail", Text, nullable=True),
 )
+
+
+# -- triggers and the post-deploy watch (issue 12) -----------------------------------------
+class WatchStatus(StrEnum):
+    """Life of a post-deploy watch: ``running`` until its window ends (``healthy``), it finds
+    the environment ``degraded``, someone ``stopped`` it, or it could not go on (``failed``)."""
+
+    RUNNING = "running"
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+deliveries = Table(
+    "qcc_deliveries", metadata,
+    # "<source>:<delivery id>" (GitHub's X-GitHub-Delivery, Alertmanager's body hash): unique.
+    Column("id", String(160), primary_key=True),
+    Column("source", String(32), nullable=False),
+    Column("environment", String(64), nullable=True),
+    Column("received_at", _TS, nullable=False),
+    Index("ix_qcc_deliveries_received", "received_at"),
+)
+
+open_incidents = Table(
+    "qcc_open_incidents", metadata,
+    # One open automatic incident per environment (the primary key enforces it).
+    Column("environment", String(64), primary_key=True),
+    Column("incident_id", String(_ID), ForeignKey("qcc_incidents.id"), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("thread_ts", String(32), nullable=True),
+    Column("opened_by", String(64), nullable=False),
+    Column("opened_at", _TS, nullable=False),
+)
+
+watches = Table(
+    "qcc_watches", metadata,
+    Column("id", String(_ID), primary_key=True),
+    Column("environment", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    # The environment's name while the watch runs: one running watch per environment.
+    Column("active_key", String(64), nullable=True, unique=True),
+    Column("owner", String(128), nullable=False),
+    Column("heartbeat_at", _TS, nullable=False),
+    Column("started_by", String(64), nullable=False),
+    Column("started_at", _TS, nullable=False),
+    Column("ends_at", _TS, nullable=False),
+    Column("interval_s", Float, nullable=False),
+    Column("channel", String(64), nullable=True),
+    Column("thread_ts", String(32), nullable=True),
+    Column("origin", String(200), nullable=True),
+    Column("polls", Integer, nullable=False, default=0),
+    Column("progress_json", Text, nullable=True),  # bot.watch.WatchProgress
+    Column("finished_at", _TS, nullable=True),
+    Column("result", Text, nullable=True),
+)

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, event, insert, or_, select, update
+from sqlalchemy import and_, event, exists, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -53,6 +53,7 @@ from bot.state.records import (
     row_dict,
     steps_rows,
 )
+from bot.state.triggerstore import TriggerStateMixin
 
 Clock = Callable[[], datetime]
 
@@ -95,7 +96,7 @@ def _engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, pool_recycle=3600)
 
 
-class StateStore:
+class StateStore(TriggerStateMixin):
     """Async access to the bot's state. ``owner`` names this bot instance (default: host name)."""
 
     def __init__(self, url: str, *, owner: str | None = None, clock: Clock | None = None,
@@ -383,32 +384,94 @@ class StateStore:
         d = row_dict(row)
         return Proposal(action=Action.model_validate_json(d.pop("action_json")), **d)
 
+    async def list_proposals(self, run_id: str) -> list[Proposal]:
+        """The proposals a diagnosis run offered, in the order they were made."""
+        q = select(m.proposals).where(m.proposals.c.run_id == run_id).order_by(m.proposals.c.created_at)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        out = []
+        for row in rows:
+            d = row_dict(row)
+            out.append(Proposal(action=Action.model_validate_json(d.pop("action_json")), **d))
+        return out
+
+    async def proposal_done(self, proposal_id: str) -> Approval | None:
+        """The approval whose fix ran to ``succeeded`` for this proposal, if any (the proposal is done)."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(m.approvals.c.id).where(and_(
+                m.approvals.c.proposal_id == proposal_id,
+                m.approvals.c.status == ApprovalStatus.SUCCEEDED.value)).limit(1))).first()
+        return await self.get_approval(row.id) if row is not None else None
+
     async def request_approval(self, proposal_id: str, requested_by: str, *, expiry_s: float,
                                channel: str | None, thread_ts: str | None) -> Approval:
         """Open a ``pending`` approval for a proposal. Raises :class:`ApprovalAlreadyHandled`
-        when one is already open for it (only one open approval per proposal, DB-enforced)."""
+        when one is already open for it (only one open approval per proposal, DB-enforced) or
+        its fix already ran successfully (from Slack or a terminal)."""
+        return await self._open_approval(proposal_id, requested_by, expiry_s=expiry_s, channel=channel,
+                                         thread_ts=thread_ts, approved=False)
+
+    async def approve_at_terminal(self, proposal_id: str, actor: str, *, expiry_s: float) -> Approval:
+        """Open an approval for a proposal already ``approved`` by ``actor`` (a terminal user who
+        typed the environment's name): ONE insert, with both audit rows
+        (``approval_requested``, ``approval_approved``) in its transaction.
+
+        It competes with Slack on the same terms: it fails with :class:`ApprovalAlreadyHandled`
+        when an approval of the proposal is open (pending in a thread, approved or running) or
+        its fix already succeeded; a Slack click after it finds the approval open or done.
+        :meth:`bot.fixes.FixRunner.execute` then runs it (``approved -> running``).
+        """
+        return await self._open_approval(proposal_id, actor, expiry_s=expiry_s, channel=None, thread_ts=None,
+                                         approved=True)
+
+    async def _open_approval(self, proposal_id: str, actor: str, *, expiry_s: float, channel: str | None,
+                             thread_ts: str | None, approved: bool) -> Approval:
+        """Insert the approval only if no approval of the proposal succeeded (same statement),
+        with the one-open-approval-per-proposal unique key (``active_key``) deciding races."""
         prop = await self.get_proposal(proposal_id)
         now = self._now()
         approval_id = new_id()
-        values = {"id": approval_id, "proposal_id": prop.id, "run_id": prop.run_id,
-                  "environment": prop.environment,
-                  "action_json": prop.action.model_dump_json(), "status": ApprovalStatus.PENDING.value,
-                  "requested_by": requested_by, "created_at": now,
-                  "expires_at": now + timedelta(seconds=expiry_s),
-                  "channel": channel, "thread_ts": thread_ts, "active_key": prop.id}
+        status = ApprovalStatus.APPROVED if approved else ApprovalStatus.PENDING
+        values: dict[str, Any] = {
+            "id": approval_id, "proposal_id": prop.id, "run_id": prop.run_id, "environment": prop.environment,
+            "action_json": prop.action.model_dump_json(), "status": status.value, "requested_by": actor,
+            "created_at": now, "expires_at": now + timedelta(seconds=expiry_s), "channel": channel,
+            "thread_ts": thread_ts, "active_key": prop.id}
+        if approved:
+            values.update(decided_by=actor, decided_at=now, owner=self.owner)
+        cols = list(values)
+        done = exists().where(and_(m.approvals.c.proposal_id == prop.id,
+                                   m.approvals.c.status == ApprovalStatus.SUCCEEDED.value))
+        source = select(*[literal(values[c], type_=m.approvals.c[c].type).label(c) for c in cols]).where(~done)
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(insert(m.approvals).values(**values))
-                await self._audit(conn, requested_by, "approval_requested", environment=prop.environment,
-                                  subject=approval_id, result="pending", detail=prop.action.id)
+                res = await conn.execute(insert(m.approvals).from_select(cols, source))
+                if res.rowcount == 1:
+                    await self._audit(conn, actor, "approval_requested", environment=prop.environment,
+                                      subject=approval_id, result="pending", detail=prop.action.id)
+                    if approved:
+                        await self._audit(conn, actor, "approval_approved", environment=prop.environment,
+                                          subject=approval_id, result="approved", detail="typed confirmation")
         except IntegrityError:
             async with self.engine.connect() as conn:
                 row = (await conn.execute(select(m.approvals).where(
                     m.approvals.c.active_key == prop.id))).first()
-            who = row.requested_by if row is not None else None
-            raise ApprovalAlreadyHandled("an approval for this fix is already open in the thread",
+            who = (row.decided_by or row.requested_by) if row is not None else None
+            if row is None:
+                where = "elsewhere"
+            else:  # an approval without a Slack thread was opened by `qcc-bot fix`
+                where = f"in a Slack thread ({row.status})" if row.channel else f"from a terminal ({row.status}, {who})"
+            raise ApprovalAlreadyHandled(f"an approval for this fix is already open {where}",
                                          handled_by=who) from None
-        return await self.get_approval(approval_id)
+        if res.rowcount != 1:
+            prior = await self.proposal_done(prop.id)
+            how = f" (approved by {prior.decided_by} from a terminal)" if prior and not prior.channel else ""
+            raise ApprovalAlreadyHandled(f"already handled: this fix already ran and succeeded{how}",
+                                         handled_by=prior.decided_by if prior else None)
+        approval = await self.get_approval(approval_id)
+        if approved:
+            self._decided(approval)
+        return approval
 
     async def set_card(self, approval_id: str, card_ts: str) -> None:
         async with self.engine.begin() as conn:

@@ -3,11 +3,18 @@
 ``FakeCommandRunner(responses)`` answers a command with the first response whose key is a
 substring of the command line (a :class:`CommandResult`, a string for stdout with exit 0,
 or an exception instance to raise). Every command is appended to ``commands_run``.
+
+A multi-part runbook script (``part <id> <command or function>; ...``, see
+:mod:`bot.runbook.sections`) is answered part by part: each part's command text (or the body of
+the shell function it calls) is looked up like a command, and the answers are joined with the
+part markers. A key starting with ``part `` answers the whole multi-part command instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +36,8 @@ class FakeCommandRunner:
     async def run(self, command: str, *, timeout_s: float,
                   max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES) -> CommandResult:
         self.commands_run.append(command)
+        if _PART_RE.search(command) and not any(k.startswith("part ") and k in command for k in self.responses):
+            return await self._parts(command)
         resp = next((r for key, r in self.responses.items() if key in command), None)
         if resp is None:
             return CommandResult(command=command, exit_status=127, stderr="fake: no response")
@@ -45,6 +54,30 @@ class FakeCommandRunner:
 
     async def aclose(self) -> None:
         self.closed = True
+
+    async def _parts(self, command: str) -> CommandResult:
+        script = shlex.split(command)[-1]
+        bodies = dict(_FUNC_RE.findall(script))
+        out = []
+        for part_id, call in _PART_RE.findall(script):
+            name = call.split()[0]
+            text = bodies.get(name, call) if name in bodies and name != "part" else call
+            resp = next((r for key, r in self.responses.items() if key in text), None)
+            if isinstance(resp, BaseException):
+                raise resp
+            if resp is None:
+                res = CommandResult(command=text, exit_status=127, stderr="fake: no response")
+            elif isinstance(resp, str):
+                res = CommandResult(command=text, exit_status=0, stdout=resp)
+            else:
+                res = resp
+            body = res.stdout if res.stdout.endswith("\n") or not res.stdout else res.stdout + "\n"
+            out.append(f"@@qcc-begin {part_id}\n{body}@@qcc-end {part_id} rc={res.exit_status}\n")
+        return CommandResult(command=command, exit_status=0, stdout="".join(out))
+
+
+_PART_RE = re.compile(r"(?:^|;)\s*part (\w+) ([^;]+)")
+_FUNC_RE = re.compile(r"(\w+)\(\) \{ (.*?) \};", re.S)
 
 
 class FakeSqlRunner:

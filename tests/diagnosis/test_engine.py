@@ -99,10 +99,14 @@ def test_healthy_dropped_next_to_a_real_finding(ctx: AnalysisContext) -> None:
 
 def test_a_broken_rule_does_not_break_the_diagnosis(ctx: AnalysisContext,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """A rule that raises is skipped; the others still decide."""
+    """A rule that raises is skipped; the others still decide (outside strict mode, which the
+    suite turns on: there the error propagates)."""
     def boom(_f):  # noqa: ANN001, ANN202
         raise RuntimeError("bug")
     monkeypatch.setattr(engine, "RULES", [boom, *engine.RULES])
+    with pytest.raises(RuntimeError, match="bug"):
+        diagnose(ctx, container_status=ps_row("qcc_test_proxy", "Exited (2) 1 minute ago"))
+    monkeypatch.setattr(engine, "STRICT", False)
     d = diagnose(ctx, container_status=ps_row("qcc_test_proxy", "Exited (2) 1 minute ago"),
                  proxy_logs=logtext(*start(), (31.0, "panic: boom", True)))
     assert d.top_cause is not None and d.top_cause.id == "panic"

@@ -76,9 +76,11 @@ RUNS: list[CliRun] = []  # every CLI run of this session, for the secrets checks
 
 
 def run_cli(
-    args: list[str], *, cwd: Path, timeout_s: float = 240.0, env: dict[str, str] | None = None
+    args: list[str], *, cwd: Path, timeout_s: float = 240.0, env: dict[str, str] | None = None,
+    stdin: str | None = None,
 ) -> CliRun:
-    """Run ``python -m bot ARGS`` in ``cwd`` with the test's environment (plus ``env``)."""
+    """Run ``python -m bot ARGS`` in ``cwd`` with the test's environment (plus ``env``); ``stdin``
+    is typed into the command (default: no input at all)."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env["PYTHONPATH"] = str(REPO) + (
@@ -92,7 +94,7 @@ def run_cli(
         capture_output=True,
         timeout=timeout_s,
         check=False,
-        stdin=subprocess.DEVNULL,
+        **({"input": stdin.encode()} if stdin is not None else {"stdin": subprocess.DEVNULL}),
     )
     run = CliRun(
         list(args),
@@ -100,6 +102,50 @@ def run_cli(
         res.stdout.decode("utf-8", "replace"),
         res.stderr.decode("utf-8", "replace"),
     )
+    RUNS.append(run)
+    return run
+
+
+def run_cli_tty(args: list[str], *, cwd: Path, timeout_s: float = 240.0) -> CliRun:
+    """Run ``python -m bot ARGS`` with stdout on a pseudo-terminal (stderr a pipe, no stdin).
+
+    ``stdout`` is everything the terminal received (control sequences included, ``\r\n``
+    turned into ``\n``)."""
+    import pty
+    import select
+    import time
+
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(REPO) + (os.pathsep + full_env["PYTHONPATH"] if full_env.get("PYTHONPATH") else "")
+    full_env.update({"COLUMNS": "120", "LINES": "40", "TERM": "xterm-256color"})
+    full_env.pop("NO_COLOR", None)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "bot", *args], cwd=cwd, env=full_env, stdout=slave,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        stderr = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))[1]
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    run = CliRun(list(args), proc.returncode, b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n"),
+                 stderr.decode("utf-8", "replace"))
     RUNS.append(run)
     return run
 
@@ -171,9 +217,10 @@ class E2EHost:
         )
         return self.config_path
 
-    def cli(self, *args: str, timeout_s: float = 240.0) -> CliRun:
+    def cli(self, *args: str, timeout_s: float = 240.0, stdin: str | None = None) -> CliRun:
         """Run ``qcc-bot ARGS --config <this config>`` from this host's work directory."""
-        return run_cli([*args, "--config", str(self.config_path)], cwd=self.workdir, timeout_s=timeout_s)
+        return run_cli([*args, "--config", str(self.config_path)], cwd=self.workdir, timeout_s=timeout_s,
+                       stdin=stdin)
 
     def diagnose(self, *extra: str, fmt: str = "json") -> CliRun:
         """``qcc-bot diagnose --env test --format FMT [extra]``."""

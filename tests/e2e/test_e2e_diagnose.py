@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from bot.bundle import load_bundle
+from bot.runbook.loader import load_runbook
 from bot.sandbox import scenario_names
 from tests.e2e.harness import STEP_STATUSES, CliRun, E2EHost, leaked
 
@@ -163,8 +164,10 @@ def test_only_rendered_runbook_commands_reach_the_shell(e2e_host: Callable[..., 
     host = e2e_host("migration_failed")
     report = check_report(host, host.diagnose())
     commands = [s["command"] for s in host.box.sessions() if s.get("command")]
-    ssh_steps = [s for s in report["steps"] if s["id"] != "schema_nodes"]
-    assert len(commands) >= len(ssh_steps) >= 12
+    ssh_steps = [s for s in load_runbook().steps if s.transport == "ssh"]
+    assert len(report["steps"]) >= 12
+    assert len(commands) == len(ssh_steps) <= 8  # one command per remote step, one wave
+    assert sum('"$docker" logs' in c for c in commands) == 1  # the proxy log is read once
     assignment = r"[a-z_]+=(?:'[^']*'|[^\s']+)"
-    shape = re.compile(rf"^timeout -k 2 \d+ (?:env {assignment}(?: {assignment})* )?sh -c '")
+    shape = re.compile(rf"^timeout -k 2 \d+ env LC_ALL=C(?: {assignment})* sh -c '")
     assert all(shape.match(c) for c in commands), commands

@@ -29,7 +29,7 @@ def test_script_variables_cannot_become_syntax(value: str, tmp_path) -> None:
 def test_render_script_shape() -> None:
     """The line starts with a remote timeout (with kill grace) and merges stderr on request."""
     cmd = render_script('echo "$log_tail"', {"log_tail": "100"}, timeout_s=7.6, merge_stderr=True)
-    assert cmd.startswith("timeout -k 2 8 env log_tail=100 sh -c ")
+    assert cmd.startswith("timeout -k 2 8 env LC_ALL=C log_tail=100 sh -c ")
     assert shlex.split(cmd)[-1] == '{ echo "$log_tail" ; } 2>&1'
 
 
