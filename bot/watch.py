@@ -2,8 +2,8 @@
 
 Every real outage of qcc_plus came minutes after a green deploy, when the claude/node
 health-check workers piled up and exhausted the host. The watch re-runs a few runbook steps
-(:data:`WATCH_STEPS` through :meth:`bot.service.DiagnosisService.run_checks`, plus ``GET /``
-on the proxy port, :data:`ROOT_STEP`) every ``watch.interval_s`` seconds for
+(:data:`WATCH_STEPS` through :meth:`bot.service.DiagnosisService.run_checks`, ``GET /`` on the
+proxy port included) every ``watch.interval_s`` seconds for
 ``watch.window_min`` minutes.
 
 Pure parts (tested with fixture text): :func:`sample_from_steps` (step results -> a
@@ -16,8 +16,6 @@ state callbacks injected, so a ten-minute window runs in milliseconds under test
 
 from __future__ import annotations
 
-import asyncio
-import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -28,18 +26,12 @@ from bot.config import WatchSettings
 from bot.diagnosis.context import AnalysisContext
 from bot.diagnosis.facts import collect_facts
 from bot.models import StepResult, StepStatus
-from bot.runbook.executor import RunbookExecutor
-from bot.runbook.models import Runbook, Step
+from bot.runbook.steps import StepId
 from bot.service import DiagnosisService
 
-# The runbook steps one poll re-runs (ids of bot/runbooks/qcc_deploy_crash.yaml).
-WATCH_STEPS: tuple[str, ...] = ("container_status", "container_inspect", "host_memory", "host_processes",
-                                "deployed_version")
-# `/` on the proxy port: the admin UI must answer (the runbook only asks /version).
-ROOT_STEP = Step(id="proxy_root", title="Proxy answers / (HTTP status)", transport="ssh",
-                 script="""curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$proxy_port/\"""",
-                 ok_exit_codes=(0, 7, 28, 52, 56), timeout_s=10, parser="http_code")
-WATCH_RUNBOOK = Runbook(name="post_deploy_watch", description="GET / on the proxy port", steps=(ROOT_STEP,))
+# The runbook steps one poll re-runs (bot/runbooks/qcc_deploy_crash.yaml), ``/`` included.
+WATCH_STEPS: tuple[StepId, ...] = (StepId.CONTAINER_STATUS, StepId.CONTAINER_INSPECT, StepId.HOST_MEMORY,
+                                   StepId.HOST_PROCESSES, StepId.DEPLOYED_VERSION, StepId.PROXY_ROOT)
 
 
 class WatchSample(BaseModel):
@@ -91,21 +83,12 @@ class WatchOutcome(BaseModel):
     progress: WatchProgress
 
 
-_HTTP_CODE = re.compile(r"(\d{3})\s*$")
-
-
-def parse_http_code(text: str) -> int:
-    """``curl -s -o /dev/null -w '%{http_code}'`` output -> the status (0: no answer)."""
-    m = _HTTP_CODE.search((text or "").strip())
-    return int(m.group(1)) if m else 0
-
-
 def sample_from_steps(steps: list[StepResult], ctx: AnalysisContext, at: datetime) -> WatchSample:
-    """A :class:`WatchSample` from the (redacted) results of :data:`WATCH_STEPS` + :data:`ROOT_STEP`.
+    """A :class:`WatchSample` from the (redacted) results of :data:`WATCH_STEPS`.
 
     Pure; never raises on odd output (the runbook parsers decide what they can read).
     """
-    facts = collect_facts([s for s in steps if s.id != ROOT_STEP.id], ctx)
+    facts = collect_facts(steps, ctx)
     by_id = {s.id: s for s in steps}
     sample = WatchSample(at=at)
     sample.unreachable = [f"{s.title}: {s.error}" for s in steps
@@ -117,13 +100,12 @@ def sample_from_steps(steps: list[StepResult], ctx: AnalysisContext, at: datetim
         sample.proxy_started_at = facts.proxy_state.started_at
         if not facts.proxy_state.running and sample.proxy_state in (None, "running"):
             sample.proxy_state = facts.proxy_state.status or "not running"
-    step = by_id.get("deployed_version")
+    step = by_id.get(StepId.DEPLOYED_VERSION)
     if step is not None and step.status == StepStatus.OK:
         sample.version_ok = facts.version is not None
         sample.version_commit = facts.version.git_commit if facts.version is not None else None
-    root = by_id.get(ROOT_STEP.id)
-    if root is not None and root.status == StepStatus.OK:
-        sample.root_status = parse_http_code(root.output)
+    if facts.root_status is not None:
+        sample.root_status = facts.root_status
     if facts.memory is not None:
         sample.available_mb = (facts.memory.available_mb if facts.memory.available_mb is not None
                                else facts.memory.free_mb)
@@ -236,20 +218,16 @@ async def run_watch(env_name: str, *, ends_at: datetime, started_at: datetime, i
 
 
 class ServiceProbe:
-    """The production :data:`Probe`: :data:`WATCH_STEPS` through the diagnosis service and
-    :data:`ROOT_STEP` over the same transports, redacted, then :func:`sample_from_steps`."""
+    """The production :data:`Probe`: :data:`WATCH_STEPS` through the diagnosis service (redacted),
+    then :func:`sample_from_steps`."""
 
     def __init__(self, service: DiagnosisService, clock: Clock | None = None) -> None:
         self.service = service
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
-        self.root = RunbookExecutor(WATCH_RUNBOOK, concurrency=1)
 
     async def __call__(self, env_name: str) -> WatchSample:
         at = self.clock()
         env = self.service.settings.environment(env_name)
-        transports = await self.service.transports.get(env_name)
-        steps, (root, _) = await asyncio.gather(self.service.run_checks(env_name, list(WATCH_STEPS)),
-                                                self.root.run(env_name, env, transports))
-        steps += [self.service.redact_step(s) for s in root]
+        steps = await self.service.run_checks(env_name, list(WATCH_STEPS))
         ctx = AnalysisContext.from_config(env_name, env, captured_at=at)
         return sample_from_steps(steps, ctx, at)

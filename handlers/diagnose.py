@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from bot.errors import BotError, SlackError
-from bot.incidents import Origin, OriginKind
+from bot.incidents import Origin, OriginKind, RecordedDiagnosis
 from bot.models import StepEvent, StepPhase
 from handlers import blocks
 from handlers.parsing import SlashRequest
@@ -78,11 +78,33 @@ async def run_diagnosis(rt: Runtime, req: SlashRequest, env: str) -> None:
     """The whole diagnose flow for ``env`` requested by ``req.user`` in ``req.channel``."""
     out = rt.out
     parent_ts = await out.post(req.channel, blocks.diagnose_started(env, req.user))
+    try:
+        recorded = await diagnose_in_thread(rt, env, req.channel, parent_ts, req.user,
+                                            Origin(kind=OriginKind.SLACK, channel=req.channel, thread_ts=parent_ts))
+    except BotError as exc:
+        await _cosmetic("parent message", out.update(req.channel, parent_ts, blocks.diagnose_failed(env, str(exc))))
+        raise
+    diagnosis = recorded.diagnosis
+    top = diagnosis.top_cause
+    await _cosmetic("parent message", out.update(req.channel, parent_ts, blocks.diagnose_finished(
+        env, req.user, top.title if top else None, top.confidence if top else None, diagnosis.duration_s)))
+
+
+async def diagnose_in_thread(rt: Runtime, env: str, channel: str, thread_ts: str, actor: str,
+                             origin: Origin) -> RecordedDiagnosis:
+    """Diagnose ``env`` through :class:`bot.incidents.IncidentService` and post its live progress
+    message and then its report (with one Fix button per proposal) in the thread ``thread_ts``.
+
+    THE one Slack diagnose flow: ``/qcc diagnose``, the deploy/alert triggers and the watch use it.
+    Returns what the service recorded. Raises what the diagnosis raises (the run is then marked
+    failed or interrupted by the service) and :class:`SlackError` when the report cannot be posted.
+    """
+    out = rt.out
     tracker = ProgressTracker([(s.id, s.title) for s in rt.services.runbook.steps])
-    progress_ts = await out.post(req.channel, blocks.progress(env, tracker.view()), thread_ts=parent_ts)
+    progress_ts = await out.post(channel, blocks.progress(env, tracker.view()), thread_ts=thread_ts)
 
     async def push() -> None:
-        await out.update(req.channel, progress_ts, blocks.progress(env, tracker.view()))
+        await out.update(channel, progress_ts, blocks.progress(env, tracker.view()))
 
     updates = Coalescer(push, rt.progress_interval_s)
 
@@ -90,31 +112,22 @@ async def run_diagnosis(rt: Runtime, req: SlashRequest, env: str) -> None:
         tracker.record(event)
         updates.poke()
 
-    origin = Origin(kind=OriginKind.SLACK, channel=req.channel, thread_ts=parent_ts)
     try:
-        recorded = await rt.incidents.diagnose(env, actor=req.user, origin=origin, on_progress=on_progress)
-    except BaseException as exc:
+        recorded = await rt.incidents.diagnose(env, actor=actor, origin=origin, on_progress=on_progress)
+    finally:
         await updates.close()
-        if isinstance(exc, BotError):
-            await _cosmetic("parent message", out.update(req.channel, parent_ts,
-                                                         blocks.diagnose_failed(env, str(exc))))
-        raise
     diagnosis = recorded.diagnosis
-    await updates.close()
     for step in diagnosis.steps:
         if step.id in tracker.rows:  # parts of a multi-part step are shown by their step's row
             tracker.record(StepEvent(step_id=step.id, title=step.title, phase=StepPhase.FINISHED, result=step))
-    top = diagnosis.top_cause
-    await _cosmetic("progress message", out.update(req.channel, progress_ts,
+    await _cosmetic("progress message", out.update(channel, progress_ts,
                                                    blocks.progress(env, tracker.view(), done=True)))
     try:
-        await out.post(req.channel, blocks.report(diagnosis, recorded.fixes, run_id=recorded.run_id),
-                       thread_ts=parent_ts)
+        await out.post(channel, blocks.report(diagnosis, recorded.fixes, run_id=recorded.run_id), thread_ts=thread_ts)
     except SlackError as exc:
         raise SlackError(f"the report of diagnosis {recorded.run_id} ({env}) could not be posted: {exc}",
                          host=exc.host, detail=exc.detail) from exc
-    await _cosmetic("parent message", out.update(req.channel, parent_ts, blocks.diagnose_finished(
-        env, req.user, top.title if top else None, top.confidence if top else None, diagnosis.duration_s)))
+    return recorded
 
 
 async def _cosmetic(what: str, call: Awaitable[None]) -> None:

@@ -18,12 +18,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from bot.errors import BotError, SlackError
-from bot.models import ActionKind, StepResult
-from bot.state.models import RunKind, RunStatus
+from bot.errors import BotError
+from bot.incidents import Origin, OriginKind
 from bot.triggers import TriggerEvent, TriggerKind
 from handlers import blocks
-from handlers.diagnose import Coalescer, ProgressTracker, _cosmetic
+from handlers.diagnose import diagnose_in_thread
 from handlers.errors import Target, reporter
 from handlers.runtime import Runtime
 
@@ -35,57 +34,14 @@ log = logging.getLogger("qcc.triggers")
 
 async def start_incident_diagnosis(rt: Runtime, env: str, channel: str, thread_ts: str, actor: str, *,
                                    incident_id: str | None = None) -> str:
-    """Run a diagnosis of ``env`` and post its progress and report in the thread ``thread_ts``.
+    """Run a diagnosis of ``env`` for an event (``actor`` ``trigger:…`` or ``watch``) and post its
+    progress and report in the thread ``thread_ts`` of incident ``incident_id``; returns the run id.
 
-    THE one call the triggers and the watch make to diagnose (to be switched to
-    ``IncidentService.diagnose`` when it lands). Stores the run, its steps and one proposal per
-    runnable fix before posting the report (whose Fix buttons work as for ``/qcc diagnose``).
-    Returns the run id. Raises what the diagnosis raises (the run is then marked failed).
+    The same flow as ``/qcc diagnose`` (:func:`handlers.diagnose.diagnose_in_thread`).
     """
-    state, out = rt.state, rt.out
-    run = await state.start_run(RunKind.DIAGNOSIS, env, actor=actor, incident_id=incident_id, channel=channel,
-                                thread_ts=thread_ts)
-    tracker = ProgressTracker([(s.id, s.title) for s in rt.services.runbook.steps])
-    progress_ts = await out.post(channel, blocks.progress(env, tracker.view()), thread_ts=thread_ts)
-
-    async def push() -> None:
-        await out.update(channel, progress_ts, blocks.progress(env, tracker.view()))
-
-    updates = Coalescer(push, rt.progress_interval_s)
-
-    async def on_progress(step: StepResult) -> None:
-        tracker.record(step)
-        updates.poke()
-
-    try:
-        result = await rt.services.diagnosis.diagnose(env, on_progress=on_progress)
-    except BaseException as exc:
-        await updates.close()
-        ended = RunStatus.INTERRUPTED if isinstance(exc, asyncio.CancelledError) else RunStatus.FAILED
-        await state.finish_run(run.id, ended, actor=actor, summary=type(exc).__name__)
-        raise
-    diagnosis = result.diagnosis
-    await updates.close()
-    for step in diagnosis.steps:
-        tracker.record(step)
-    await state.save_steps(run.id, "diagnosis", diagnosis.steps)
-    fixes = []
-    for action in diagnosis.actions:
-        if action.kind != ActionKind.ADVICE and action.commands:
-            proposal = await state.create_proposal(run.id, env, action)
-            fixes.append((proposal.id, action))
-    top = diagnosis.top_cause
-    await state.finish_run(run.id, RunStatus.SUCCEEDED, actor=actor,
-                           summary=f"{top.id} {top.confidence:.2f}" if top else "no cause",
-                           diagnosis_json=diagnosis.model_dump_json(), bundle_json=result.bundle.model_dump_json())
-    await _cosmetic("progress message", out.update(channel, progress_ts,
-                                                   blocks.progress(env, tracker.view(), done=True)))
-    try:
-        await out.post(channel, blocks.report(diagnosis, fixes, run_id=run.id), thread_ts=thread_ts)
-    except SlackError as exc:
-        raise SlackError(f"the report of diagnosis {run.id} ({env}) could not be posted: {exc}",
-                         host=exc.host, detail=exc.detail) from exc
-    return run.id
+    origin = Origin(kind=OriginKind.TRIGGER, channel=channel, thread_ts=thread_ts, incident_id=incident_id)
+    recorded = await diagnose_in_thread(rt, env, channel, thread_ts, actor, origin)
+    return recorded.run_id
 
 
 def incident_channel(rt: Runtime, env: str) -> str | None:

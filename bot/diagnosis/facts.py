@@ -101,6 +101,7 @@ class Facts(BaseModel):
     oom: list[OomEvent] | None = None
     version: hp.VersionInfo | None = None
     commits: list[hp.Commit] | None = None
+    root_status: int | None = None  # HTTP status of GET / on the proxy port (0: no answer)
     deploys: list[hp.DeployProc] | None = None
     docker_errors: list[str] = Field(default_factory=list)
     docker_timeouts: list[str] = Field(default_factory=list)

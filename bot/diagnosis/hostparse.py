@@ -339,3 +339,13 @@ def parse_deploy_procs(text: str) -> list[DeployProc]:
             continue
         out.append(DeployProc(pid=int(m.group(1)), elapsed_s=int(m.group(2)), args=args, kind=kind, raw=line))
     return out
+
+
+_HTTP_CODE = re.compile(r"(\d{3})\s*$")
+
+
+def parse_http_code(text: str) -> int | None:
+    """``curl -s -o /dev/null -w '%{http_code}'`` output -> the HTTP status; ``0`` when nothing
+    answered (curl prints ``000``); None for output that is no status at all."""
+    m = _HTTP_CODE.search((text or "").strip())
+    return int(m.group(1)) if m else None

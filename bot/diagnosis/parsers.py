@@ -416,6 +416,7 @@ PARSERS: dict[str, Parser] = {
     "version_json": hostparse.parse_version_json,
     "git_log": hostparse.parse_git_log,
     "deploy_procs": hostparse.parse_deploy_procs,
+    "http_code": hostparse.parse_http_code,
     # evidence (issue 10)
     "mysql_log": evidenceparse.parse_mysql_log,
     "actions_log": evidenceparse.parse_actions_log,

@@ -30,3 +30,4 @@ class StepId(StrEnum):
     KERNEL_OOM = "kernel_oom"
     CHECKOUT_HEAD = "checkout_head"
     DEPLOYED_VERSION = "deployed_version"
+    PROXY_ROOT = "proxy_root"

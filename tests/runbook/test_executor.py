@@ -46,7 +46,8 @@ def parts(**bodies: str | int) -> str:
 
 
 HOST_OK = parts(host_memory="Mem: 1 2 3", host_disk="", host_processes="", port_listeners="", deploy_running="",
-                deploy_running_rc=1, kernel_oom="", checkout_head="")
+                deploy_running_rc=1, kernel_oom="", checkout_head="", mysql_logs="",
+                ci_run_log="CI run log: not configured (no gh CLI on the host)")
 LOG = "2025-12-10T06:19:59.000000000Z panic: boom\n2025-12-10T06:19:59.1Z goroutine 1 [running]:\n"
 
 

@@ -21,7 +21,7 @@ async def test_proxy_log_is_read_from_the_host_once_per_diagnosis() -> None:
     async with lifespan(settings, transports=provider) as services:
         run = await services.diagnosis.diagnose("test")
     sent = shell.commands_run
-    proxy_reads = [c for c in sent if "mysqllog()" not in c]  # context_logs reads MySQL's log, not the proxy's
+    proxy_reads = [c for c in sent if "mysqllog()" not in c]  # host_facts reads MySQL's log, not the proxy's
     assert sum('"$docker" logs' in c for c in proxy_reads) == 1, sent
     assert sum('"$docker" inspect' in c for c in proxy_reads) == 1
     assert len(sent) == len([s for s in load_runbook().steps if s.transport == "ssh"])

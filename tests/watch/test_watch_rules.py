@@ -9,15 +9,14 @@ import pytest
 
 from bot.config import WatchSettings
 from bot.diagnosis.context import AnalysisContext
+from bot.diagnosis.hostparse import parse_http_code
 from bot.models import StepResult, StepStatus
 from bot.watch import (
-    ROOT_STEP,
     WatchProgress,
     WatchSample,
     WatchVerdict,
     assess,
     fold,
-    parse_http_code,
     run_watch,
     sample_from_steps,
     summary_line,
@@ -54,7 +53,7 @@ def test_sample_from_captured_output():
     steps = [step("container_status", PS_JSON), step("container_inspect", INSPECT), step("host_memory", FREE),
              step("host_processes", PS),
              step("deployed_version", '{"version":"v1.9.4","git_commit":"0a8a22f","build_date":"x"}'),
-             step(ROOT_STEP.id, "200")]
+             step("proxy_root", "200")]
     s = sample_from_steps(steps, CTX, T0)
     assert (s.proxy_state, s.proxy_restarts, s.version_commit, s.version_ok) == ("running", 1, "0a8a22f", True)
     assert (s.root_status, s.available_mb, s.workers) == (200, 11, 3)
@@ -70,9 +69,9 @@ def test_sample_when_the_host_cannot_be_reached():
     assert assess(s, WatchProgress(), LIMITS) == [f"the host could not be checked (container_status: {err})"]
 
 
-@pytest.mark.parametrize(("text", "code"), [("200", 200), ("000", 0), ("", 0), ("HTTP 503", 503), ("junk", 0)])
+@pytest.mark.parametrize(("text", "code"), [("200", 200), ("000", 0), ("", None), ("HTTP 503", 503), ("junk", None)])
 def test_parse_http_code(text, code):
-    """curl's `%{http_code}`: 000 and empty output mean no answer."""
+    """curl's `%{http_code}`: 000 means no answer; output that is no status tells nothing (None)."""
     assert parse_http_code(text) == code
 
 
