@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +37,13 @@ class CauseId(StrEnum):
     DOCKER_UNRESPONSIVE = "docker_unresponsive"
     DEPLOY_IN_PROGRESS = "deploy_in_progress"
     CRASH_LOOP = "crash_loop"
+    # evidence: faults of a running system and of what changed (issue 10)
+    MYSQL_LOST = "mysql_lost"
+    MYSQL_OOM_KILLED = "mysql_oom_killed"
+    LISTEN_ADDR_MISMATCH = "listen_addr_mismatch"
+    BAD_DATA = "bad_data"
+    DSN_WRONG_TARGET = "dsn_wrong_target"
+    PREVIOUS_IMAGE_RUNNING = "previous_image_running"
     HEALTHY = "healthy"
     UNKNOWN = "unknown"
 
@@ -195,6 +203,67 @@ class LogSummary(BaseModel):
     goroutine_dump: list[str] = Field(default_factory=list)  # first frames of a panic dump
 
 
+CheckStatus = Literal["ok", "fail", "unknown"]
+Verdict = Literal["confirmed", "likely", "ruled_out", "not_checked"]
+
+
+class CheckItem(BaseModel):
+    """One item of the health checklist: ``ok`` (✓), ``fail`` (✗) or ``unknown`` (?).
+
+    ``line`` quotes the deciding line (a log line, a status row, a command's output);
+    ``settle`` names the check that would settle an ``unknown`` (or confirm a ``fail``).
+    """
+
+    id: str
+    label: str
+    status: CheckStatus
+    line: str = ""
+    settle: str = ""
+
+    @property
+    def mark(self) -> str:
+        return {"ok": "✓", "fail": "✗", "unknown": "?"}[self.status]
+
+
+class Hypothesis(BaseModel):
+    """One runbook hypothesis with its verdict, the check that decided it and the quoted line.
+
+    ``confidence`` is the cause's confidence when a rule found evidence for it, else None.
+    """
+
+    id: str
+    title: str
+    verdict: Verdict
+    check: str = ""
+    line: str = ""
+    confidence: float | None = None
+    seed_rank: int | None = None  # 1..5 for the seed runbook's five, None for the rest
+
+
+class ChangeSummary(BaseModel):
+    """What changed: the running build next to the checkout and the container's life.
+
+    ``running_is_head`` is None when either side is unknown. ``ci`` holds the deploy run's
+    conclusion and failed-step lines when a GitHub Actions run log was read.
+    """
+
+    running_version: str | None = None
+    running_commit: str | None = None
+    running_built: str | None = None
+    head_commit: str | None = None
+    head_subject: str | None = None
+    previous_commits: list[str] = Field(default_factory=list)
+    running_is_head: bool | None = None
+    running_commit_position: int | None = None  # 0 = HEAD, 1 = HEAD~1, ... when found in the log
+    container_created: str | None = None
+    container_started: str | None = None
+    restart_count: int | None = None
+    ci_conclusion: str | None = None
+    ci_failed_step: str | None = None
+    ci_lines: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
 class Diagnosis(BaseModel):
     """The full report of one diagnosis run (live or re-analyzed from a bundle)."""
 
@@ -207,6 +276,10 @@ class Diagnosis(BaseModel):
     log_summary: LogSummary | None = None
     redacted_lines: int = 0
     facts: dict[str, object] = Field(default_factory=dict)  # notable extracted facts, for display
+    # evidence: the health checklist, every hypothesis's verdict and what changed (issue 10)
+    checklist: list[CheckItem] = Field(default_factory=list)
+    hypotheses: list[Hypothesis] = Field(default_factory=list)
+    changes: ChangeSummary | None = None
 
     @property
     def top_cause(self) -> Cause | None:
@@ -253,4 +326,7 @@ class Diagnosis(BaseModel):
             ],
             "log_summary": self.log_summary.model_dump() if self.log_summary else None,
             "redacted_lines": self.redacted_lines,
+            "checklist": [c.model_dump() for c in self.checklist],
+            "hypotheses": [h.model_dump() for h in self.hypotheses],
+            "changes": self.changes.model_dump() if self.changes else None,
         }

@@ -20,7 +20,7 @@ from slack_sdk.models.blocks import (
 from bot.config import ApprovalPolicy, Settings
 from bot.diagnosis.parsers import Container
 from bot.fixes import FixOutcome
-from bot.models import Action, Diagnosis, LogSummary, StepResult
+from bot.models import Action, Diagnosis, Hypothesis, LogSummary, StepResult
 from bot.state.records import Approval, AuditEntry, Interrupted
 from bot.triggers import TriggerEvent
 from handlers.blockkit import SECTION_LIMIT, Builder, Message, code, esc, when
@@ -128,6 +128,14 @@ def report(diagnosis: Diagnosis, fixes: list[tuple[str, Action]], *, run_id: str
         b.context(f"_{len(diagnosis.causes) - len(shown)} less likely cause(s) are in the full report_")
     for cause in diagnosis.causes[len(shown):]:
         b.full.append(f"{cause.title} — {cause.confidence:.0%}\n" + "\n".join(cause.evidence))
+    if diagnosis.checklist:
+        short, full = _checklist_text(diagnosis)
+        b.section(short, full=full)
+    if diagnosis.hypotheses:
+        short, full = _hypotheses_text(diagnosis)
+        b.section(short, full=full)
+    if diagnosis.changes is not None and diagnosis.changes.notes:
+        b.context("*What changed:* " + esc(" ".join(diagnosis.changes.notes))[:1900])
     if diagnosis.log_summary is not None:
         b.add(DividerBlock())
         b.section(_log_text(diagnosis.log_summary, last=8))
@@ -150,6 +158,39 @@ def report(diagnosis: Diagnosis, fixes: list[tuple[str, Action]], *, run_id: str
     top = diagnosis.top_cause
     fallback = f"Diagnosis of {env}: " + (f"{top.title} ({top.confidence:.0%})" if top else "no cause found")
     return b.build(fallback)
+
+
+_VERDICT = {"confirmed": "✅ confirmed", "likely": "🟡 likely", "ruled_out": "⚪ ruled out",
+            "not_checked": "❔ not checked"}
+
+
+def _checklist_text(d: Diagnosis) -> tuple[str, str]:
+    """Health checklist: one line of marks, then the deciding line of each ✗ / ? (short, full)."""
+    marks = " · ".join(f"{i.mark} {esc(i.label)}" for i in d.checklist)
+    bad = [i for i in d.checklist if i.status != "ok"]
+    lines = [f"{i.mark} *{esc(i.label)}*: `{esc(i.line[:200])}`" + (f" — settle: {esc(i.settle)}" if i.settle and
+                                                                    i.status == "unknown" else "")
+             for i in bad[:6]]
+    head = f"*Health checklist* ({len(d.checklist) - len(bad)}/{len(d.checklist)} ✓)\n{marks}"
+    full = head + "\n" + "\n".join(f"{i.mark} {i.label}: {i.line}" + (f" (settle: {i.settle})" if i.settle else "")
+                                     for i in d.checklist)
+    return (head + ("\n" + "\n".join(lines) if lines else ""))[:2900], full
+
+
+def _hypotheses_text(d: Diagnosis) -> tuple[str, str]:
+    """Hypothesis table: seed's five first; a verdict, its confidence when found, the deciding line."""
+    def row(h: Hypothesis, cut: int | None) -> str:
+        conf = f" {h.confidence:.0%}" if h.confidence is not None else ""
+        line = h.line if cut is None else h.line[:cut]
+        return f"{_VERDICT[h.verdict]}{conf} `{h.id}` — {esc(line)}"
+    shown = [h for h in d.hypotheses if h.seed_rank is not None or h.verdict in ("confirmed", "likely")]
+    rest = len(d.hypotheses) - len(shown)
+    short = "*Hypotheses* (the runbook's five, then every one with evidence)\n" + "\n".join(
+        row(h, 110) for h in shown)
+    if rest:
+        short += f"\n_{rest} more ruled out / not checked in the full report_"
+    full = "Hypotheses\n" + "\n".join(row(h, None) + f" [check: {h.check}]" for h in d.hypotheses)
+    return short[:2900], full
 
 
 def _problems_text(steps: list[StepResult]) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from bot.diagnosis import runningrules
 from bot.diagnosis.evidence import Finding, finding, following, phase_note, q, status_row
 from bot.diagnosis.facts import HEALTH_COLUMN, Facts
 from bot.diagnosis.logscan import CLASS_TO_CAUSE
@@ -105,6 +106,8 @@ def mysql_unavailable(f: Facts) -> Finding | None:
     if f.fatal is not None and f.fatal_class == "mysql_unreachable":
         msg = f.fatal.message
         conf = 0.86 + (0.07 if mysql_down else 0.0)
+        if not mysql_down and runningrules.mysql_health(f) == "healthy" and runningrules.mysql_serving(f):
+            conf = 0.5  # evidence: MySQL is healthy and answers the bot: dsn_wrong_target, not an outage
         if "context deadline exceeded" in msg:
             note = "A bare `context deadline exceeded` right after the pool line means MySQL was slow (a " \
                    "metadata lock or overload), not gone."

@@ -18,6 +18,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from bot.diagnosis import changes as changes_mod
+from bot.diagnosis import checklist as checklist_mod
+from bot.diagnosis import hypotheses as hypotheses_mod
 from bot.diagnosis.actions import build_actions
 from bot.diagnosis.context import AnalysisContext
 from bot.diagnosis.evidence import Finding, finding
@@ -26,7 +29,7 @@ from bot.diagnosis.logscan import CLASS_TO_CAUSE
 from bot.diagnosis.logsummary import summarize_logs
 from bot.diagnosis.redact import redact_text
 from bot.diagnosis.rules import RULES
-from bot.models import Action, Cause, CauseId, Diagnosis, StepResult
+from bot.models import Action, Cause, CauseId, ChangeSummary, CheckItem, Diagnosis, Hypothesis, StepResult
 from bot.runbook.steps import StepId
 
 log = logging.getLogger(__name__)
@@ -188,6 +191,7 @@ def analyze(steps: list[StepResult], ctx: AnalysisContext, *, started_at: dateti
             raise
         log.exception("building actions failed")
         actions = []
+    checklist, hypotheses, changes = _evidence_tables(facts, causes, extra_secrets, strict=strict)
     summary = summarize_logs(facts.log_text, extra_secrets=extra_secrets) if facts.log_text else None
     clean_steps, redacted = [], 0
     for s in steps:
@@ -204,4 +208,26 @@ def analyze(steps: list[StepResult], ctx: AnalysisContext, *, started_at: dateti
         log_summary=summary,
         redacted_lines=redacted,
         facts={k: _clean_value(v, extra_secrets) for k, v in facts.summary().items()},
+        checklist=checklist, hypotheses=hypotheses, changes=changes,
     )
+
+
+def _evidence_tables(facts: Facts, causes: list[Cause], extras: list[str] | None, *, strict: bool = False
+                     ) -> tuple[list[CheckItem], list[Hypothesis], ChangeSummary | None]:
+    """evidence: the checklist, the hypothesis table and what changed, redacted (issue 10)."""
+    try:
+        items = checklist_mod.build_checklist(facts)
+        hyps = hypotheses_mod.build_hypotheses(facts, causes, items)
+        changes = changes_mod.build_changes(facts)
+    except Exception:  # the tables must not lose the diagnosis (strict: tests see the bug)
+        if strict:
+            raise
+        log.exception("building the evidence tables failed")
+        return [], [], None
+    items = [i.model_copy(update={"line": redact_text(i.line, extras)[0]}) for i in items]
+    hyps = [h.model_copy(update={"line": redact_text(h.line, extras)[0]}) for h in hyps]
+    if changes is not None:
+        changes = changes.model_copy(update={"ci_lines": [redact_text(x, extras)[0] for x in changes.ci_lines],
+                                             "head_subject": redact_text(changes.head_subject or "", extras)[0]
+                                             or None})
+    return items, hyps, changes

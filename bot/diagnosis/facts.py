@@ -17,13 +17,14 @@ import inspect
 import logging
 import re
 from collections.abc import Callable
-from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from bot.diagnosis import evidenceparse as ep
 from bot.diagnosis import hostparse as hp
+from bot.diagnosis import incident
 from bot.diagnosis.context import AnalysisContext
 from bot.diagnosis.logparse import LogLine, OomEvent
 from bot.diagnosis.logscan import HealthSignals, RunInfo, health_signals, scan_run, split_runs
@@ -49,7 +50,7 @@ DAEMON_RE = re.compile(r"Cannot connect to the Docker daemon|Is the docker daemo
                        r"|docker daemon is not running|dial unix [^ ]*docker\.sock", re.I)
 NO_SPACE_RE = re.compile(r"no space left on device", re.I)
 HEALTH_COLUMN = "health_check_model"
-OOM_WINDOW = timedelta(days=1)
+OOM_WINDOW = incident.FALLBACK  # kept for callers; the rule is bot.diagnosis.incident
 
 
 class StepAvailability(BaseModel):
@@ -105,6 +106,11 @@ class Facts(BaseModel):
     docker_errors: list[str] = Field(default_factory=list)
     docker_timeouts: list[str] = Field(default_factory=list)
     no_space: list[str] = Field(default_factory=list)
+    # evidence: inspect details, the MySQL log, the CI run log and every kernel event (issue 10)
+    details: dict[str, ep.ContainerDetail] = Field(default_factory=dict)
+    mysql_log: list[LogLine] | None = None
+    ci_run: ep.CiRun | None = None
+    kernel_events: list[ep.KernelEvent] | None = None  # every parsed kernel OOM event, dated or not
 
     # ---- availability
     def ok(self, step_id: str) -> bool:
@@ -339,8 +345,13 @@ def _derive(f: Facts, by_id: dict[str, StepResult]) -> None:
     _scan_log(f)
     if f.stats is not None:
         f.proxy_stats = next((s for s in f.stats if s.name == f.proxy_name), None)
+    # evidence: issue 10 facts (inspect details, every kernel event dated, the incident window)
+    inspect_step = by_id.get(StepId.CONTAINER_INSPECT)
+    if inspect_step is not None and inspect_step.status == StepStatus.OK:
+        f.details = ep.parse_inspect_details(inspect_step.output)
     if f.oom is not None:
-        f.oom = _recent(f.oom, f)
+        f.kernel_events = ep.kernel_events_from(f.oom, year=ctx.captured_at.year)
+        f.oom = _recent(f.kernel_events, f)
     _docker_health(f, by_id)
 
 
@@ -362,11 +373,16 @@ def _pick_state(states: list[ContainerState], row: Container | None, explicit: s
     return pick_container(states, explicit, project, service)
 
 
-def _recent(events: list[OomEvent], f: Facts) -> list[OomEvent]:
-    """OOM events not older than a day before the proxy started (or the capture): older kills
-    belong to another incident. A day of slack absorbs the host's time zone (dmesg -T is local)."""
-    ref = f.proxy_state.started_at if f.proxy_state and f.proxy_state.started_at else f.ctx.captured_at
-    return [e for e in events if e.when is None or e.when >= ref - OOM_WINDOW]
+def _recent(events: list[ep.KernelEvent], f: Facts) -> list[OomEvent]:
+    """Kernel events of this incident (:mod:`bot.diagnosis.incident`): dated, inside the
+    window around the proxy's run and MySQL's exit, and of the container's own pid."""
+    st, ms = f.proxy_state, f.mysql_state
+    windows = incident.incident_windows(
+        captured_at=f.ctx.captured_at, proxy_started=st.started_at if st else None,
+        proxy_finished=st.finished_at if st else None, proxy_running=f.proxy_running,
+        mysql_finished=ms.finished_at if ms and not ms.running else None)
+    return incident.relevant_events(events, windows, proxy_pid=st.pid if st else 0,
+                                    mysql_pid=ms.pid if ms else 0)
 
 
 def _scan_log(f: Facts) -> None:

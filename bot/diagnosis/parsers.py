@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, Field
 
 from bot.config import EnvironmentConfig
-from bot.diagnosis import hostparse, logparse
+from bot.diagnosis import evidenceparse, hostparse, logparse
 from bot.diagnosis.textutil import ANSI_RE, clean_text, parse_time
 from bot.models import StepResult, StepStatus
 from bot.runbook.sections import has_sections, split_sections
@@ -409,7 +409,7 @@ PARSERS: dict[str, Parser] = {
     "schema_columns": hostparse.parse_schema_columns,
     "docker_stats": parse_docker_stats,
     "ss_listeners": hostparse.parse_ss_listeners,
-    "free": hostparse.parse_free,
+    "free": evidenceparse.parse_free_any,  # evidence: any locale (Chinese headers)
     "df": hostparse.parse_df,
     "ps": hostparse.parse_ps,
     "kernel_lines": logparse.parse_kernel_oom,
@@ -417,4 +417,7 @@ PARSERS: dict[str, Parser] = {
     "git_log": hostparse.parse_git_log,
     "deploy_procs": hostparse.parse_deploy_procs,
     "http_code": hostparse.parse_http_code,
+    # evidence (issue 10)
+    "mysql_log": evidenceparse.parse_mysql_log,
+    "actions_log": evidenceparse.parse_actions_log,
 }

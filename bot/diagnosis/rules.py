@@ -14,7 +14,7 @@ not ``healthy``.
 
 from __future__ import annotations
 
-from bot.diagnosis import crashrules
+from bot.diagnosis import checklist, crashrules, runningrules
 from bot.diagnosis.evidence import Finding, Rule, finding, q, status_row
 from bot.diagnosis.facts import Facts
 from bot.models import CauseId
@@ -124,8 +124,10 @@ def disk_full(f: Facts) -> Finding | None:
         return None
     if f.no_space:
         conf = 0.93 if full else 0.88
+    elif f.proxy_running is not True:
+        conf = 0.75
     else:
-        conf = 0.75 if f.proxy_running is not True else 0.5
+        conf = 0.82 if max(d.use_pct for d in full) >= 99 else 0.6  # evidence: a full disk under a live proxy
     ev = [*f.no_space[:2], *[f"df: {d.raw}" for d in full]]
     if f.proxy_running is False:
         ev += status_row(f)
@@ -220,28 +222,37 @@ def up_but_useless(f: Facts) -> Finding | None:
 
 
 def healthy(f: Facts) -> Finding | None:
-    """Up, listening, /version answers, no error, no starved host.
+    """Healthy only when every checklist item is ✓ (:mod:`bot.diagnosis.checklist`).
 
-    The listening line is required when the run's start is in the captured log (a start-up
-    without it is still starting). When the tail begins mid-run (a long-running proxy), the
-    line is out of reach and /version answering is the proof that it listens (lower confidence).
+    Any ✗ or ? vetoes it: the rule then returns ``unknown`` naming the items that are not
+    proven and the check that would settle each (other rules name the cause when they can).
+    A slow start-up (listening after the deploy's wait) is left to ``deploy_health_timeout``.
+    When the tail begins mid-run (a long-running proxy) /version answering proves it listens.
     """
     run = f.run
-    if f.proxy_running is not True or run is None or run.fatal or f.version is None:
+    if f.proxy_running is not True or run is None or run.fatal:
         return None
     if run.listening is None and run.start_seen:
-        return None
-    hs = f.health
-    if hs.killed or hs.threshold_nodes or len(hs.unavailable) >= 3 or f.mem_exhausted or f.no_space:
-        return None
-    if run.storage == "sqlite" and f.expects_mysql:
-        return None
+        return None  # still starting: deploy_health_timeout
     if (delay := run.listen_delay_s) is not None and delay > DEPLOY_WAIT_S:
         return None
+    items = checklist.build_checklist(f)
+    bad = checklist.vetoes(items)
+    if bad:
+        failed = [i for i in bad if i.status == "fail"]
+        ev = [*status_row(f), *[f"{i.mark} {i.label}: {i.line}" for i in bad]]
+        settle = "; ".join(f"{i.label}: {i.settle}" for i in bad if i.settle)
+        what = ", ".join(i.label for i in bad)
+        return finding(CauseId.UNKNOWN, f"Up, but health not proven ({len(bad)} checklist item(s) not ✓)",
+                       0.5 if failed else 0.4, ev,
+                       "Every checklist item shows ✓ (" + (settle or "re-run the diagnosis") + ")",
+                       f"Not proven: {what}. The bot says healthy only on positive evidence from every item.")
     v = f.version
+    assert v is not None  # version_answers is ✓
     ev = [*status_row(f), *q(run.listening),
-          f"/version: {v.version} (commit {v.git_commit or '?'}, built {v.build_date or '?'})"]
-    conf, detail = 0.85, ""
+          f"/version: {v.version} (commit {v.git_commit or '?'}, built {v.build_date or '?'})",
+          f"checklist: {len(items)}/{len(items)} items ✓"]
+    conf, detail = 0.85, "Every checklist item has positive evidence."
     if run.listening is None:
         conf = 0.75
         ev.append(f"listening line outside the captured log ({run.line_count} lines of this run, start not "
@@ -259,7 +270,12 @@ RULES: list[Rule] = [
     crashrules.migration_failed,
     crashrules.mysql_access_denied,
     crashrules.config_error,
+    runningrules.dsn_wrong_target,
     crashrules.mysql_unavailable,
+    runningrules.bad_data,
+    runningrules.mysql_oom_killed,
+    runningrules.mysql_lost,
+    runningrules.disk_full_mysql_log,
     disk_full,
     crashrules.panic,
     crashrules.runtime_fatal,
@@ -270,5 +286,8 @@ RULES: list[Rule] = [
     deploy_health_timeout,
     crashrules.exit_without_crash,
     up_but_useless,
+    runningrules.listen_addr_mismatch,
+    runningrules.previous_image_running,
+    runningrules.ci_deploy,
     healthy,
 ]

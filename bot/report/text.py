@@ -31,6 +31,52 @@ def _bar(confidence: float, width: int = 10) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
+_CHECK_STYLE = {"ok": "green", "fail": "red", "unknown": "yellow"}
+_VERDICT_STYLE = {"confirmed": "bold red", "likely": "yellow", "ruled_out": "green", "not_checked": "dim"}
+
+
+def _render_evidence(d: Diagnosis, console: Console) -> None:
+    """The health checklist, the hypothesis table and what changed (issue 10)."""
+    if d.checklist:
+        t = Table(title="Health checklist (healthy needs every item ✓)", title_justify="left", show_edge=False,
+                  pad_edge=False)
+        t.add_column("", no_wrap=True)
+        t.add_column("item")
+        t.add_column("deciding line / check that would settle it", overflow="fold")
+        for i in d.checklist:
+            note = i.line + (f"  → settle: {i.settle}" if i.settle and i.status != "ok" else "")
+            t.add_row(Text(i.mark, style=_CHECK_STYLE[i.status]), i.label, escape(note))
+        console.print(t)
+    if d.hypotheses:
+        t = Table(title="Hypotheses (the runbook's five first)", title_justify="left", show_edge=False,
+                  pad_edge=False)
+        t.add_column("hypothesis")
+        t.add_column("verdict", no_wrap=True)
+        t.add_column("check · quoted line", overflow="fold")
+        for h in d.hypotheses:
+            verdict = h.verdict.replace("_", " ") + (f" {h.confidence:.0%}" if h.confidence is not None else "")
+            name = (f"{h.seed_rank}. " if h.seed_rank else "   ") + h.id
+            t.add_row(name, Text(verdict, style=_VERDICT_STYLE[h.verdict]), escape(f"{h.check} · {h.line}"))
+        console.print(t)
+    c = d.changes
+    if c is not None:
+        console.print(Text("What changed", style="bold"))
+        rows = [("running build (/version)", f"{c.running_version or '?'} commit {c.running_commit or '?'} "
+                                             f"built {c.running_built or '?'}"),
+                ("checkout HEAD", f"{(c.head_commit or '?')[:12]} {c.head_subject or ''}"),
+                *[("before it", p) for p in c.previous_commits],
+                ("container", f"created {c.container_created or '?'} · started {c.container_started or '?'} · "
+                              f"restarts {c.restart_count if c.restart_count is not None else '?'}")]
+        if c.ci_conclusion:
+            rows.append(("deploy run", f"{c.ci_conclusion}" + (f" (step {c.ci_failed_step})" if c.ci_failed_step
+                                                               else "")))
+            rows += [("  run log", line) for line in c.ci_lines]
+        for k, v in rows:
+            console.print(Text.assemble(("  " + k + ": ", "bold"), v))
+        for note in c.notes:
+            console.print(Text("  ! " + note, style="yellow"))
+
+
 def render_text(diagnosis: Diagnosis, console: Console) -> None:
     """Print the report for ``diagnosis`` on ``console``."""
     d = diagnosis
@@ -66,6 +112,8 @@ def render_text(diagnosis: Diagnosis, console: Console) -> None:
         title = f"{rank}. {_bar(c.confidence)} {c.confidence:.0%}  {c.id} — {escape(c.title)}"
         console.print(Panel(Group(*body) if body else Text("(no evidence lines)", style="dim"),
                             title=title, title_align="left", border_style="red" if rank == 1 else "blue"))
+
+    _render_evidence(d, console)
 
     if d.log_summary is not None:
         ls = d.log_summary

@@ -199,6 +199,7 @@ class _ContainerFields(_Model):
     rss_kb: int | None = None
     pcpu: float | None = None
     stop_exit_code: int | None = None
+    health: Literal["healthy", "unhealthy", "starting"] | None = None  # evidence: a Docker healthcheck
     version: dict[str, str] | None = None  # /version JSON (git_commit follows the image's commit)
 
     @field_validator("ports")

@@ -212,6 +212,7 @@ def _template(
         "rss_kb": _pick(c, svc, "rss_kb", 20480),
         "pcpu": _pick(c, svc, "pcpu", 0.3),
         "stop_exit_code": _pick(c, svc, "stop_exit_code", 0),
+        "health": _pick(c, svc, "health", None),  # evidence: Docker healthcheck status while running
         "processes": b.procs(_pick(c, svc, "processes", []) or [], child=True),
         "image_commit": None,
         "restart_count": 0,

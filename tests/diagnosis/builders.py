@@ -109,3 +109,18 @@ def ps_workers(n: int) -> str:
              for i in range(n)]
     rows.append("   3990    3970  61220 187.5     371 ccproxy         ccproxy proxy")
     return "\n".join(rows) + "\n"
+
+
+DF_OK = ("Filesystem     1024-blocks      Used Available Capacity Mounted on\n"
+         "/dev/vda1           41152812  16872652  24280160      41% /\n")
+
+
+def healthy_host() -> dict[str, Any]:
+    """Every step a healthy checklist needs besides the proxy's own (up, log, /version):
+    MySQL Up (healthy), the schema query answered, disk and memory fine, no kernel kill."""
+    return {"container_status": "\n".join([
+                ps_row("qcc_test_proxy", "Up 5 minutes", ports="0.0.0.0:8001->8001/tcp"),
+                ps_row("qcc_test_mysql", "Up 3 days (healthy)", service="mysql")]),
+            "container_inspect": [inspect_obj("qcc_test_proxy", "running", pid=3990),
+                                  inspect_obj("qcc_test_mysql", "running", pid=1822, service="mysql")],
+            "schema_nodes": schema(True), "host_memory": FREE_OK, "host_disk": DF_OK, "kernel_oom": ""}

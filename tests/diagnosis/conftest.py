@@ -14,12 +14,19 @@ import pytest
 from bot.diagnosis.context import AnalysisContext
 
 SCENARIO_RESULTS = pytest.StashKey[dict[str, tuple[str, str, bool]]]()
+SCENARIO_CONFIDENCE = pytest.StashKey[dict[str, float]]()
 
 
 @pytest.fixture
 def scenario_results(request: pytest.FixtureRequest) -> dict[str, tuple[str, str, bool]]:
     """name -> (expected, got, evidence quoted); shared across the session."""
     return request.config.stash.setdefault(SCENARIO_RESULTS, {})
+
+
+@pytest.fixture
+def scenario_confidence(request: pytest.FixtureRequest) -> dict[str, float]:
+    """name -> the top cause's confidence; shared across the session (the calibration lines)."""
+    return request.config.stash.setdefault(SCENARIO_CONFIDENCE, {})
 
 
 @pytest.fixture
@@ -43,9 +50,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
     good = sum(1 for exp, got, quoted in results.values() if exp == got and quoted)
     total = len(results)
     terminalreporter.write_sep("-", "diagnosis scenario suite")
+    false_healthy = sum(1 for exp, got, _ in results.values() if got == "healthy" and exp != "healthy")
     terminalreporter.write_line(
         f"diagnosis scenario suite: top-1 accuracy {good}/{total} = {100.0 * good / total:.1f}% "
-        f"(top cause right and its evidence quotes the deciding line)")
+        f"(top cause right and its evidence quotes the deciding line), false healthy {false_healthy}")
+    conf = config.stash.get(SCENARIO_CONFIDENCE, {})
+    for lo, hi in ((0.9, 1.01), (0.8, 0.9), (0.6, 0.8), (0.0, 0.6)):
+        band = [name for name, c in conf.items() if lo <= c < hi and name in results]
+        right = sum(1 for name in band if results[name][0] == results[name][1] and results[name][2])
+        if band:
+            terminalreporter.write_line(f"  confidence {lo:.1f}-{min(hi, 1.0):.1f}: {right}/{len(band)} top "
+                                        f"causes right ({100.0 * right / len(band):.0f}%)")
     for name, (exp, got, quoted) in sorted(results.items()):
         if exp != got or not quoted:
             terminalreporter.write_line(f"  miss: {name}: expected {exp}, got {got}, quoted={quoted}")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from bot.diagnosis import crashrules, rules
 from bot.diagnosis.context import AnalysisContext
+from bot.diagnosis.facts import Facts
 
 from .builders import (
     FREE_LOW,
     FREE_OK,
     facts,
+    healthy_host,
     inspect_obj,
     logtext,
     ps_row,
@@ -25,6 +27,11 @@ DAEMON = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is
 def exited(code: int, **kw: object) -> dict[str, object]:
     return {"container_status": ps_row("qcc_test_proxy", f"Exited ({code}) 2 minutes ago"),
             "container_inspect": [inspect_obj("qcc_test_proxy", "exited", exit_code=code, **kw)]}  # type: ignore[arg-type]
+
+
+def _healthy(f: Facts) -> bool:
+    hit = rules.healthy(f)
+    return hit is not None and hit.id == "healthy"
 
 
 def up() -> dict[str, object]:
@@ -190,7 +197,7 @@ def test_overload_while_up(ctx: AnalysisContext) -> None:
     hit = rules.startup_health_check_overload(f)
     assert hit is not None and hit.confidence >= 0.8
     assert any("signal: killed" in e for e in hit.evidence) and "still Up" in hit.detail
-    assert rules.healthy(f) is None
+    assert not _healthy(f)
 
 
 def test_overload_needs_health_check_signals(ctx: AnalysisContext) -> None:
@@ -302,11 +309,22 @@ def test_deploy_health_timeout(ctx: AnalysisContext) -> None:
 def test_healthy_requires_everything(ctx: AnalysisContext) -> None:
     """Up + listening + /version + no error is healthy; without /version it is not."""
     version = '{"version":"v1.9.4","git_commit":"8c2d41f","build_date":"2025-12-10T05:58:11Z"}'
-    ok = facts(ctx, **up(), proxy_logs=logtext(*start()), deployed_version=version)
-    assert rules.healthy(ok) is not None
-    assert rules.healthy(facts(ctx, **up(), proxy_logs=logtext(*start()))) is None
-    assert rules.healthy(facts(ctx, **up(), proxy_logs=logtext(*start("using MySQL")),
-                               deployed_version=version)) is None
+    ok = facts(ctx, **healthy_host(), proxy_logs=logtext(*start()), deployed_version=version)
+    assert _healthy(ok)
+    assert not _healthy(facts(ctx, **healthy_host(), proxy_logs=logtext(*start())))
+    assert not _healthy(facts(ctx, **healthy_host(), proxy_logs=logtext(*start("using MySQL")),
+                              deployed_version=version))
+
+
+def test_healthy_is_vetoed_by_each_missing_item(ctx: AnalysisContext) -> None:
+    """Drop any one of MySQL health, schema, memory, disk or kernel evidence: `unknown` naming that item."""
+    version = '{"version":"v1.9.4","git_commit":"8c2d41f","build_date":"2025-12-10T05:58:11Z"}'
+    for drop, label in (("schema_nodes", "schema query"), ("host_memory", "memory"), ("host_disk", "disk"),
+                        ("kernel_oom", "kernel OOM")):
+        outputs = {k: v for k, v in healthy_host().items() if k != drop}
+        hit = rules.healthy(facts(ctx, **outputs, proxy_logs=logtext(*start()), deployed_version=version))
+        assert hit is not None and hit.id == "unknown", drop
+        assert any(label in e for e in hit.evidence), (drop, hit.evidence)
 
 
 def test_up_but_useless(ctx: AnalysisContext) -> None:
@@ -320,7 +338,7 @@ def test_up_but_useless(ctx: AnalysisContext) -> None:
     f = facts(ctx, **up(), proxy_logs=log, deployed_version='{"version":"v1.9.4","git_commit":"8c2d41f"}')
     hit = rules.up_but_useless(f)
     assert hit is not None and hit.id == "unknown" and "Up but not serving" in hit.title
-    assert rules.healthy(f) is None
+    assert not _healthy(f)
 
 
 def test_transient_driver_error_in_a_live_proxy_is_not_a_crash(ctx: AnalysisContext) -> None:
@@ -353,7 +371,8 @@ def test_long_running_proxy_with_start_outside_the_tail_is_healthy(ctx: Analysis
     version = '{"version":"v1.9.4","git_commit":"8c2d41f","build_date":"2025-12-10T05:58:11Z"}'
     tail = logtext(*[(9000.0 + i, f"[proxy] POST /v1/messages 200 1.284s account=acct-{i} in=1843 out=512")
                      for i in range(50)])
-    hit = rules.healthy(facts(ctx, **up(), proxy_logs=tail, deployed_version=version))
-    assert hit is not None and hit.confidence == 0.75 and "outside the captured log" in " ".join(hit.evidence)
+    hit = rules.healthy(facts(ctx, **healthy_host(), proxy_logs=tail, deployed_version=version))
+    assert hit is not None and hit.id == "healthy" and hit.confidence == 0.75
+    assert "outside the captured log" in " ".join(hit.evidence)
     starting = logtext(*start("using MySQL"))
-    assert rules.healthy(facts(ctx, **up(), proxy_logs=starting, deployed_version=version)) is None
+    assert not _healthy(facts(ctx, **healthy_host(), proxy_logs=starting, deployed_version=version))

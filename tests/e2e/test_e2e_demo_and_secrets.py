@@ -24,6 +24,23 @@ def test_demo_migration_failed_json(tmp_path: Path) -> None:
     assert {s["status"] for s in report["steps"] if s["id"] != "schema_nodes"} == {"ok"}
     assert leaked(run.stdout + run.stderr, load_scenario("migration_failed").secrets()) == []
     assert list(tmp_path.iterdir()) == [], "the demo leaves nothing behind in the working directory"
+    checklist = {i["id"]: i["status"] for i in report["checklist"]}
+    assert checklist["proxy_running"] == "fail" and checklist["mysql_healthy"] == "ok"
+    hyps = report["hypotheses"]
+    assert [h["id"] for h in hyps[:5]] == ["migration_failed", "startup_health_check_overload", "panic",
+                                           "deploy_health_timeout", "port_conflict"]
+    assert hyps[0]["verdict"] == "confirmed" and hyps[0]["line"]
+    assert all(h["verdict"] in ("ruled_out", "not_checked") for h in hyps[1:5]), hyps[1:5]
+
+
+def test_demo_text_shows_checklist_and_hypotheses(tmp_path: Path) -> None:
+    """The terminal report of a healthy demo shows every checklist item ✓ and the hypothesis table."""
+    run = run_cli(["demo", "--scenario", "healthy"], cwd=tmp_path)
+    assert run.returncode == 0, run.describe()
+    out = run.stdout
+    assert "Health checklist" in out and "Hypotheses" in out and "What changed" in out
+    assert "✗" not in out.split("Health checklist", 1)[1].split("Hypotheses", 1)[0]
+    assert "1. migration_failed" in out and "ruled out" in out
 
 
 def test_demo_unknown_scenario_is_a_clean_error(tmp_path: Path) -> None:

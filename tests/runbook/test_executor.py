@@ -46,7 +46,8 @@ def parts(**bodies: str | int) -> str:
 
 
 HOST_OK = parts(host_memory="Mem: 1 2 3", host_disk="", host_processes="", port_listeners="", deploy_running="",
-                deploy_running_rc=1, kernel_oom="", checkout_head="")
+                deploy_running_rc=1, kernel_oom="", checkout_head="", mysql_logs="",
+                ci_run_log="CI run log: not configured (no gh CLI on the host)")
 LOG = "2025-12-10T06:19:59.000000000Z panic: boom\n2025-12-10T06:19:59.1Z goroutine 1 [running]:\n"
 
 
@@ -66,8 +67,8 @@ async def test_one_wave_every_step_reports_in_runbook_order() -> None:
             in_flight -= 1
             return await super().run(command, timeout_s=timeout_s)
 
-    shell = CountingRunner({'ps -a --no-trunc --filter "label': ps_line("qcc_test_proxy", "proxy"),
-                            HOST: HOST_OK, "": ""})
+    shell = CountingRunner({'ps -a --no-trunc --filter "label': ps_line("qcc_test_proxy", "proxy") + "\n"
+                            + ps_line("qcc_test_mysql", "mysql"), HOST: HOST_OK, "": ""})
     ex = RunbookExecutor(rb, concurrency=8, resolver=resolve_step_names)
     results, names = await ex.run("test", ENV, transports(shell))
     assert [r.id for r in results] == rb.reported_ids

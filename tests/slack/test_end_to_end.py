@@ -39,7 +39,8 @@ def has_column(helper, db) -> bool:
 async def test_diagnose_approve_fix_column_appears(e2e):
     """`/qcc diagnose test` → thread with progress and report → Fix → approval card → approval by
     an allowed user → nodes.health_check_model exists in MariaDB → after-check posted.
-    A second approve click runs nothing."""
+    A second approve click runs nothing. The report carries the health checklist and the
+    hypothesis table (the runbook's five first, each with its verdict)."""
     bot, sandbox, db, helper = e2e
     assert not has_column(helper, db)
     parent, card = await open_approval(bot)
@@ -48,6 +49,9 @@ async def test_diagnose_approve_fix_column_appears(e2e):
     assert len(progress.versions) >= 2 and "· queued" not in text_of(progress.blocks)
     report = report_of(thread)
     assert "Unknown column 'health_check_model'" in text_of(report.blocks)
+    body = text_of(report.blocks)
+    assert "*Health checklist*" in body and "✗ proxy container running" in body, "the checklist is in Slack"
+    assert "*Hypotheses*" in body and "`migration_failed`" in body and "`port_conflict` —" in body
     assert "ALTER TABLE nodes ADD COLUMN health_check_model" in text_of(card.blocks)
     assert sandbox.commands(), "the diagnosis ran on the sandbox host"
 

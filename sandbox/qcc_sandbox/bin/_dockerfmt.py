@@ -162,6 +162,8 @@ def inspect_obj(c: dict, now: float) -> dict:
             "Error": c.get("error", ""),
             "StartedAt": host.docker_time(c.get("started")),
             "FinishedAt": host.docker_time(finished),
+            **({"Health": {"Status": c["health"], "FailingStreak": 0 if c["health"] == "healthy" else 3, "Log": []}}
+               if running and c.get("health") else {}),
         },
         "Image": c.get("image_id", ""),
         "ResolvConfPath": f"/var/lib/docker/containers/{cid}/resolv.conf",

@@ -124,7 +124,10 @@ def status_text(c: dict, now: float) -> str:
     """Docker's ``Status`` column: ``Up 3 minutes``, ``Exited (1) 2 minutes ago``, ``Created``."""
     state = effective_state(c, now)
     if state == "running":
-        return "Up " + human_duration(now - (c.get("started") or now))
+        health = c.get("health")
+        tag = {"healthy": " (healthy)", "unhealthy": " (unhealthy)",
+               "starting": " (health: starting)"}.get(health or "", "")
+        return "Up " + human_duration(now - (c.get("started") or now)) + tag
     if state == "paused":
         return "Up " + human_duration(now - (c.get("started") or now)) + " (Paused)"
     if state == "exited":
