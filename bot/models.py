@@ -44,6 +44,7 @@ class CauseId(StrEnum):
     BAD_DATA = "bad_data"
     DSN_WRONG_TARGET = "dsn_wrong_target"
     PREVIOUS_IMAGE_RUNNING = "previous_image_running"
+    TLS_CERTIFICATE_EXPIRED = "tls_certificate_expired"
     HEALTHY = "healthy"
     UNKNOWN = "unknown"
 

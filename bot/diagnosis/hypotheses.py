@@ -194,6 +194,8 @@ CATALOGUE: list[tuple[str, str, str, Absent]] = [
      _item("listening_port")),
     ("disk_full", "Disk full", "df + `no space left` + MySQL log", _disk),
     ("previous_image_running", "Previous image re-upped (push not running)", "/version vs checkout HEAD", _build),
+    ("tls_certificate_expired", "TLS certificate expired", "log grep `x509: certificate has expired`",
+     lambda f, c: _no_line(f, r"x509: certificate has expired", "`x509: certificate has expired` line")),
     ("crash_loop", "Crash loop", "docker inspect RestartCount + runs in the log", _crash_loop),
     ("container_missing", "Proxy container missing", "docker ps -a (compose labels)", _missing),
     ("deploy_in_progress", "Deploy in progress", "ps: deploy-server.sh / compose build", _deploy),

@@ -202,6 +202,29 @@ def deploy_health_timeout(f: Facts) -> Finding | None:
                    "first start-up line", detail)
 
 
+TLS_EXPIRED_RE = r"x509: certificate has expired or is not yet valid"
+
+
+def tls_certificate_expired(f: Facts) -> Finding | None:
+    """The proxy is Up but its upstream calls fail TLS verification with an expired (or not yet
+    valid) certificate: Go prints ``x509: certificate has expired or is not yet valid: current time
+    … is after …`` in the failed health check or request line."""
+    if f.proxy_running is not True:
+        return None
+    lines = f.find_lines(TLS_EXPIRED_RE, limit=3)
+    if not lines:
+        return None
+    failing = len(f.health.threshold_nodes) or len(f.health.failed)
+    conf = 0.9 if failing else 0.75
+    return finding(CauseId.TLS_CERTIFICATE_EXPIRED, "TLS certificate expired (upstream calls fail x509 verification)",
+                   conf, [*status_row(f), *[x for ln in lines for x in q(ln)]],
+                   "No `x509: certificate has expired` line in the log, and "
+                   "`openssl s_client -connect <upstream>:443` shows a certificate valid today",
+                   "The proxy runs, but every call to the upstream fails certificate verification, so the nodes "
+                   "fail their health checks and requests get 503: renew the certificate (or fix the host's clock, "
+                   "when `current time` in the line is wrong).")
+
+
 def up_but_useless(f: Facts) -> Finding | None:
     """Container Up, but every node failed its health check (not killed: that is the overload) or 503s."""
     hs = f.health
@@ -285,6 +308,7 @@ RULES: list[Rule] = [
     container_missing,
     deploy_health_timeout,
     crashrules.exit_without_crash,
+    tls_certificate_expired,
     up_but_useless,
     runningrules.listen_addr_mismatch,
     runningrules.previous_image_running,

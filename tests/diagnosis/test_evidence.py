@@ -205,3 +205,13 @@ def test_ci_run_log_confirms_port_conflict_and_rollback(ctx: AnalysisContext) ->
                                                                   for e in hit.evidence)
     prev = runningrules.previous_image_running(f)
     assert prev is not None and prev.confidence >= 0.9 and any("rolling back" in e for e in prev.evidence)
+
+
+def test_every_cause_of_the_vocabulary_has_a_hypothesis_row() -> None:
+    """A cause added to `CauseId` without a row in the hypothesis catalogue would never be listed as
+    ruled out or not checked: every cause but the two conclusions (healthy, unknown) has one, once."""
+    from bot.models import CauseId
+
+    ids = [c[0] for c in CATALOGUE]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {c.value for c in CauseId} - {CauseId.HEALTHY, CauseId.UNKNOWN}
