@@ -333,10 +333,15 @@ def main() -> None:
     Loads ``./.env`` (if present) into the environment first, without overriding variables
     already set, so secrets can live there as the README says.
     """
-    from dotenv import load_dotenv
+    try:
+        from dotenv import load_dotenv
 
-    load_dotenv(".env", override=False)
-    sys.exit(run())
+        load_dotenv(".env", override=False)
+        code = run()
+    except KeyboardInterrupt:  # Ctrl-C outside the commands' own handling (start-up, teardown)
+        sys.stderr.write("qcc-bot: interrupted\n")
+        code = 130
+    sys.exit(code)
 
 
 if __name__ == "__main__":
