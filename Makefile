@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SCENARIO ?= migration_failed
 
-.PHONY: demo test install install-test sshd lint bench clean
+.PHONY: demo test install install-test sshd docker-engine lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,13 @@ sshd:
 	  echo "starting MariaDB"; start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true; \
 	  for i in $$(seq 1 30); do (echo > /dev/tcp/127.0.0.1/3306) 2>/dev/null && break; sleep 1; done; fi
 
-test: install-test sshd
+# The `docker`-marked tests (tests/realengine) need a real Docker engine, compose v2, Go with
+# the MySQL driver, busybox-static and MariaDB's binaries: installed here when missing, and
+# dockerd started when none answers (see realhost/ensure-docker.sh).
+docker-engine: install-test
+	realhost/ensure-docker.sh $(BIN)
+
+test: install-test sshd docker-engine
 	$(BIN)/python -m pytest
 
 lint: install-test

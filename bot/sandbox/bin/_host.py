@@ -124,7 +124,7 @@ def status_text(c: dict, now: float) -> str:
     """Docker's ``Status`` column: ``Up 3 minutes``, ``Exited (1) 2 minutes ago``, ``Created``."""
     state = effective_state(c, now)
     if state == "running":
-        return "Up " + human_duration(now - (c.get("started") or now))
+        return "Up " + human_duration(now - (c.get("started") or now)) + (" (healthy)" if has_healthcheck(c) else "")
     if state == "paused":
         return "Up " + human_duration(now - (c.get("started") or now)) + " (Paused)"
     if state == "exited":
@@ -136,6 +136,11 @@ def status_text(c: dict, now: float) -> str:
     if state == "removing":
         return "Removal In Progress"
     return "Created"
+
+
+def has_healthcheck(c: dict) -> bool:
+    """True for the MySQL service: the stack's compose file gives it a healthcheck (Status says ``(healthy)``)."""
+    return c.get("service") == "mysql"
 
 
 def is_running(c: dict, now: float) -> bool:
