@@ -98,12 +98,15 @@ def said(report: dict[str, Any]) -> str:
     return ", ".join(f"{c.get('id')} {c.get('confidence')}" for c in report.get("causes", [])[:3]) or "nothing"
 
 
-def expect(state: str, report: dict[str, Any], host: RealHost, cause: str, *needles: str) -> None:
-    """The top cause is ``cause`` and its evidence quotes one of ``needles``; recorded either way."""
+def expect(state: str, report: dict[str, Any], host: RealHost, cause: str, *needles: str,
+           also: str | None = None) -> None:
+    """The top cause is ``cause`` and its evidence quotes one of ``needles`` (and cause ``also``
+    is listed too, when given); recorded either way."""
     causes = report.get("causes", [])
     top = causes[0] if causes else {}
     evidence = "\n".join(top.get("evidence", []))
     ok = top.get("id") == cause and (not needles or any(n in evidence for n in needles))
+    ok = ok and (also is None or any(c.get("id") == also for c in causes))
     OUTCOMES.states[state] = ok
     if not ok:
         OUTCOMES.said[state] = said(report)

@@ -19,10 +19,22 @@ import pytest
 
 from tests.realengine.diag import diagnose, expect
 from tests.realengine.host import MYSQL, PROXY, RealHost, docker
+from tests.realengine.outcomes import OUTCOMES
 
 pytestmark = [pytest.mark.docker, pytest.mark.sshd]
 
 ISSUE10 = "rule being written by `evidence` (issue 10)"
+
+
+@pytest.fixture(autouse=True)
+def _state_counted(request: pytest.FixtureRequest) -> Any:
+    """A state whose test failed before the bot was asked still counts (as not right)."""
+    before = len(OUTCOMES.states)
+    yield
+    if len(OUTCOMES.states) == before:
+        state = request.node.name.removeprefix("test_")
+        OUTCOMES.states[state] = False
+        OUTCOMES.said[state] = "the state could not be made or the bot did not answer (see the test's error)"
 
 
 def _xfail(said: str) -> Any:
@@ -188,14 +200,18 @@ def test_port_taken_by_host_process(real_host: RealHost, engine_sshd: Any, tmp_p
 
 
 def test_crash_loop(real_host: RealHost, engine_sshd: Any, tmp_path: Path) -> None:
-    """Error 1054 under `restart: unless-stopped`: Restarting, RestartCount growing."""
+    """Error 1054 under `restart: unless-stopped`: Restarting, RestartCount growing. The root cause
+    stays first (the 1054 line); the loop is listed as its own cause."""
     real_host.write_env(PROXY_RESTART="unless-stopped")
     real_host.up_mysql()
     _drop_column(real_host, forget_migration=False)
     real_host.up("--build")
-    real_host.wait(lambda: real_host.state(PROXY).get("RestartCount", 0) >= 2, "two restarts", 120)
+    # Docker's restart back-off doubles (seconds apart on a loaded host): two crashes are enough.
+    real_host.wait(lambda: real_host.logs().count("Error 1054") >= 2 and real_host.state(PROXY).get("Restarting")
+                   or real_host.state(PROXY).get("RestartCount", 0) >= 1, "a restart under the policy", 120)
     report, _ = diagnose(real_host, engine_sshd, tmp_path, "crash_loop")
-    expect("crash_loop", report, real_host, "crash_loop", "Restarting", "RestartCount", "restart")
+    expect("crash_loop", report, real_host, "migration_failed", "Unknown column 'health_check_model'",
+           also="crash_loop")
 
 
 def test_empty_dsn(real_host: RealHost, engine_sshd: Any, tmp_path: Path) -> None:
@@ -237,7 +253,9 @@ def _previous_image(host: RealHost) -> tuple[str, str]:
     bad = host.commit("build ccproxy in the image", {"Dockerfile": text, "VERSION": "v1.9.5\n"})
     # What deploy-server.sh does: remove, build (fails), bring the previous image back up.
     host.compose("rm", "-s", "-f", "proxy")
-    assert host.compose("build", "proxy", check=False).returncode != 0
+    build = host.compose("build", "proxy", check=False)
+    # compose 2.40 with the classic builder (no buildx) exits 0 even when the build failed.
+    assert build.returncode != 0 or "failed to solve" in build.stderr, build.stderr[-800:]
     host.up("--no-build")
     host.wait_serving()
     return good, bad
