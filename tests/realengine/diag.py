@@ -56,12 +56,34 @@ def write_config(host: RealHost, sshd: Any, workdir: Path) -> Path:
     return path
 
 
+# The captures keep, of the machine-wide process and listener lists, only the stack's own
+# lines: the test machine is shared, and its other processes are none of the repo's business.
+KEEP_COMMS = {"ccproxy", "mariadbd", "dockerd", "containerd", "containerd-shim", "docker-proxy", "httpd"}
+KEEP_PORTS = (":8001 ", ":8000 ", ":3308 ", ":3306 ")
+
+
+def _keep_process(line: str) -> bool:
+    words = line.split()
+    if len(words) < 7 or not words[0].isdigit():
+        return True  # the header, or a line the parser skips anyway
+    return words[5] in KEEP_COMMS or "http.server 8001" in line
+
+
+def _filter_host_lists(path: Path, text: str) -> str:
+    lines = text.splitlines(keepends=True)
+    if path.name.startswith("host_processes"):
+        return "".join(ln for ln in lines if _keep_process(ln))
+    if path.name.startswith("port_listeners"):
+        return "".join(ln for i, ln in enumerate(lines) if i == 0 or any(p in ln for p in KEEP_PORTS))
+    return text
+
+
 def _scrub(directory: Path, secrets: list[str]) -> None:
     for f in directory.rglob("*"):
         if not f.is_file():
             continue
         text = f.read_text(errors="replace")
-        new = text
+        new = _filter_host_lists(f, text)
         for s in secrets:
             if s:
                 new = new.replace(s, SCRUBBED)
@@ -76,8 +98,12 @@ def diagnose(host: RealHost, sshd: Any, workdir: Path, state: str) -> tuple[dict
     if capture.exists():
         shutil.rmtree(capture)
     capture.parent.mkdir(parents=True, exist_ok=True)
-    run = run_cli(["diagnose", "--env", "test", "--format", "json", "--save-bundle", str(capture),
-                   "--config", str(config)], cwd=workdir, env={PASSWORD_ENV: host.db_password})
+    args = ["diagnose", "--env", "test", "--format", "json", "--save-bundle", str(capture), "--config", str(config)]
+    run = run_cli(args, cwd=workdir, env={PASSWORD_ENV: host.db_password})
+    if run.returncode < 0:
+        # Killed by a signal from outside (a shared machine: another session's broad kill); once more.
+        shutil.rmtree(capture, ignore_errors=True)
+        run = run_cli(args, cwd=workdir, env={PASSWORD_ENV: host.db_password})
     if capture.exists():
         _scrub(capture, [host.db_password, host.admin_password])
     assert run.returncode == 0, run.describe()

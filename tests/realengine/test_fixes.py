@@ -9,6 +9,7 @@ truth (succeeded and really serving, or failed and really down, quoting why).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +42,22 @@ class Session:
         return found[0]
 
     async def execute(self, action: Action) -> Any:
-        """Propose, approve and run ``action``; the :class:`bot.fixes.FixOutcome`."""
+        """Propose, approve and run ``action``; the :class:`bot.fixes.FixOutcome`.
+
+        On a shared machine another session's `docker compose up/build` process can make the
+        precondition refuse ("a deploy or build is running"); then wait and ask again (3 times).
+        """
         state = self.svc.state
-        proposal = await state.create_proposal(self.diag_id, "test", action)
-        approval = await state.request_approval(proposal.id, "UREQ", expiry_s=900, channel="C", thread_ts="1.1")
-        await state.transition(approval.id, ApprovalStatus.PENDING, ApprovalStatus.APPROVED, actor="UAPP")
-        return await self.svc.fixes.execute(approval.id, actor="UAPP")
+        for _ in range(4):
+            proposal = await state.create_proposal(self.diag_id, "test", action)
+            approval = await state.request_approval(proposal.id, "UREQ", expiry_s=900, channel="C",
+                                                    thread_ts="1.1")
+            await state.transition(approval.id, ApprovalStatus.PENDING, ApprovalStatus.APPROVED, actor="UAPP")
+            outcome = await self.svc.fixes.execute(approval.id, actor="UAPP")
+            if outcome.ran or "deploy or build is running" not in outcome.summary:
+                return outcome
+            await asyncio.sleep(5)
+        return outcome
 
 
 async def _session(host: RealHost, sshd: Any, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
