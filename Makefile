@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SCENARIO ?= migration_failed
 
-.PHONY: demo test test-fast install install-test install-sandbox sshd lint bench clean
+.PHONY: demo test test-fast install install-test install-sandbox sshd docker-engine lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,13 @@ sshd:
 	  echo "starting MariaDB"; start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true; \
 	  for i in $$(seq 1 30); do (echo > /dev/tcp/127.0.0.1/3306) 2>/dev/null && break; sleep 1; done; fi
 
-test: install-test install-sandbox sshd
+# The `docker`-marked tests (tests/realengine) need a real Docker engine, compose v2, Go with
+# the MySQL driver, busybox-static and MariaDB's binaries: installed here when missing, and
+# dockerd started when none answers (see realhost/ensure-docker.sh).
+docker-engine: install-test
+	realhost/ensure-docker.sh $(BIN)
+
+test: install-test install-sandbox sshd docker-engine
 	$(BIN)/python -m pytest
 
 # Everything that needs no server (no sshd, no MariaDB, no docker, no listener outside the test

@@ -9,7 +9,12 @@
    runs and the approval ends ``failed`` with the reason;
 4. runs the action: SQL statements through ``SqlRunner.execute``, shell lines through
    ``CommandRunner.run``, stopping at the first failure;
-5. re-runs ``action.verify_steps`` and the precondition check (is the problem gone?);
+5. re-runs ``action.verify_steps`` and the precondition check (is the problem gone?); for a
+   fix that (re)starts the proxy (``restart_proxy``, ``rollback``) the proxy must also stay
+   up past a settle window (:func:`settle`): running, its listening line logged since it
+   started, ``/version`` answering (with the pinned commit after a rollback), and still the
+   same start ``SETTLE_S`` seconds later. "Up less than a second" is not success; a proxy
+   that dies again fails the fix with its new last log line;
 6. moves the approval ``running -> succeeded|failed`` and returns a :class:`FixOutcome`
    with the steps before (from the diagnosis) and after.
 
@@ -24,6 +29,8 @@ names its builder (in :mod:`bot.diagnosis.actions`), its precondition check (in
 from __future__ import annotations
 
 import asyncio
+import json
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,6 +91,25 @@ def fix_for(action_id: str) -> Fix | None:
 
 SSH_TIMEOUT_S = 900.0  # a rollback rebuilds the image
 SQL_TIMEOUT_S = 120.0
+SETTLE_S = 10.0  # the proxy must stay up this long after it answered (seconds)
+SETTLE_TIMEOUT_S = 90.0  # longest wait for the proxy to answer at all (seconds)
+SETTLE_POLL_S = 1.0
+STARTS_PROXY = {"restart_proxy", "rollback"}
+
+# One probe of the proxy on the host: "<status>|<StartedAt>|<RestartCount>", whether its log
+# since that start has the listening line, the /version body, then its last 40 log lines.
+_PROBE = (
+    'ID=$("$docker" ps -aq --filter "label=com.docker.compose.project=$project" '
+    '--filter "label=com.docker.compose.service=$service" '
+    '--filter "label=com.docker.compose.oneoff=False" | head -n 1); '
+    '[ -n "$ID" ] || { echo "missing||"; exit 0; }; '
+    'S=$("$docker" inspect -f \'{{.State.Status}}|{{.State.StartedAt}}|{{.RestartCount}}\' "$ID") || exit 3; '
+    'echo "$S"; START=$(echo "$S" | cut -d"|" -f2); '
+    'if "$docker" logs --since "$START" "$ID" 2>&1 | grep -q "listening on"; '
+    'then echo listening; else echo silent; fi; '
+    'curl -s -m 3 "http://127.0.0.1:$port/version" | head -c 2000; echo; '
+    '"$docker" logs --tail 40 "$ID" 2>&1'
+)
 
 
 class FixOutcome(BaseModel):
@@ -185,9 +211,15 @@ class FixRunner:
         if not pre.holds:
             return FixOutcome(**base, status=ApprovalStatus.FAILED, precondition=pre)
         results = await self._commands(action, transports)
+        failed = next((r for r in results if not r.ok), None)
+        settled = None
+        if failed is None and action.id in STARTS_PROXY:
+            settled = await settle(ctx, float(action.params.get("settle_s") or SETTLE_S))
         after = await self.diagnosis.run_checks(env_name, action.verify_steps) if action.verify_steps else []
         post = await check_precondition(ctx)
-        failed = next((r for r in results if not r.ok), None)
+        if settled is not None:
+            post = settled if not settled.fixed else post.model_copy(
+                update={"detail": f"{post.detail}; {settled.detail}"})
         error = None
         if failed is not None:
             how = failed.signal or f"exit {failed.exit_status}"
@@ -225,3 +257,79 @@ class FixRunner:
             if not res.ok:
                 break
         return results
+
+
+async def settle(ctx: FixContext, settle_s: float = SETTLE_S, *, timeout_s: float = SETTLE_TIMEOUT_S,
+                 poll_s: float = SETTLE_POLL_S) -> Check:
+    """Wait until the proxy has stayed up ``settle_s`` seconds after it first answered.
+
+    Answered = running, a ``listening on`` line in its log since its current start, and
+    ``/version`` on the proxy port returning JSON (after a rollback, with ``git_commit`` equal
+    to the pinned commit). ``fixed`` is True only when the same start (``StartedAt``) is
+    still running and answering ``settle_s`` later; otherwise ``detail`` names what failed
+    and quotes the proxy's last log line (its new fatal line when it died again).
+    """
+    env = ctx.env
+    variables = {"docker": env.docker, "project": env.compose_project, "service": env.proxy_service,
+                 "port": str(env.proxy_port)}
+    script = " ".join(f"{k}={shlex.quote(v)};" for k, v in variables.items()) + " " + _PROBE
+    pinned = ctx.action.params.get("commit", "") if ctx.action.id == "rollback" else ""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    ready_at: float | None = None
+    ready_start = ""
+    last = "no probe ran"
+    while True:
+        try:
+            res = await ctx.transports.shell.run(script, timeout_s=30.0)
+            lines = res.stdout.splitlines() + ["", "", ""]
+        except BotError as exc:
+            lines = ["error||", "", "", str(exc)]
+        status, started, restarts = (lines[0].split("|") + ["", ""])[:3]
+        listening, version_body = lines[1] == "listening", lines[2]
+        last_line = _fatal_line([line for line in lines[3:] if line.strip()])
+        commit = _version_commit(version_body)
+        answering = status == "running" and listening and commit is not None
+        if pinned and commit is not None and answering and commit != pinned:
+            last = f"/version reports commit {commit[:12]}, not the pinned {pinned[:12]}"
+            answering = False
+        elif not answering:
+            what = ("the proxy container is missing" if status == "missing"
+                    else f"the proxy is {status or 'unreadable'}" if status != "running"
+                    else "no listening line since it started" if not listening
+                    else "/version does not answer")
+            last = f"{what}; last log line: {last_line!r}" if last_line else what
+        now = loop.time()
+        if ready_at is None and status in ("exited", "dead", "created"):
+            return Check(holds=False, fixed=False, detail=f"the proxy did not come up: {last}")
+        if ready_at is not None and (not answering or started != ready_start):
+            why = "it restarted" if started != ready_start and status == "running" else last
+            return Check(holds=False, fixed=False,
+                         detail=f"the proxy answered, then failed within the settle window ({why}; "
+                                f"restarts {restarts or '?'}; last log line: {last_line!r})")
+        if answering and ready_at is None:
+            ready_at, ready_start = now, started
+        if ready_at is not None and now - ready_at >= settle_s:
+            build = f", build {commit[:12]}" if commit else ""
+            return Check(holds=False, fixed=True,
+                         detail=f"the proxy stayed up {settle_s:.0f}s after answering (/version{build})")
+        if now >= deadline:
+            return Check(holds=False, fixed=False, detail=f"not up within {timeout_s:.0f}s: {last}")
+        await asyncio.sleep(poll_s)
+
+
+def _fatal_line(lines: list[str]) -> str:
+    """The line that ended the proxy: the last ``panic:``/``fatal error:`` line, else the last line."""
+    for line in reversed(lines):
+        if line.lstrip().startswith(("panic:", "fatal error:")):
+            return line.strip()
+    return lines[-1].strip() if lines else ""
+
+
+def _version_commit(body: str) -> str | None:
+    """``git_commit`` of a ``/version`` JSON body ("" when absent), None when it is not JSON."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return str(data.get("git_commit", "")) if isinstance(data, dict) else None

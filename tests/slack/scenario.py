@@ -101,7 +101,13 @@ class StatefulRunner(FakeCommandRunner):
                           _ps_row("qcc_test_mysql", "mysql", "running", "Up 3 hours",
                                   "0.0.0.0:3308->3306/tcp")])
         exit1 = CommandResult(command="", exit_status=1)
+        # bot.fixes.settle's probe after a restart: state, listening marker, /version, log tail.
+        probe = ("running|2025-12-10T06:20:00.000000000Z|0\nlistening\n"
+                 '{"version":"v1.9.4","git_commit":"1a2b3c4","build_date":"2025-12-10"}\n'
+                 "2025/12/10 06:20:00 Claude Code proxy listening on :8001\n" if self.proxy_up
+                 else f"{state}|2025-12-10T06:14:00.900000000Z|0\nsilent\n\n{LOG.splitlines()[-1]}\n")
         self.responses = {
+            "com.docker.compose.oneoff=False": probe,
             "inspect $IDS": _inspect(state, code),
             'ps -a --no-trunc --filter "label': rows,
             "logs --tail": LOG,

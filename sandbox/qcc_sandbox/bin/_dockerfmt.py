@@ -1,8 +1,11 @@
 """Docker's views of a container: ``ps`` rows and filters, ``inspect`` objects, ``stats`` rows.
 
 Pure functions over the state dicts of ``_host.py``; ``now`` is epoch seconds. Shapes match
-Docker 27's CLI (keys of ``{{json .}}``, the inspect document, ``--`` stats of a stopped
-container).
+Docker 27's CLI (keys of ``{{json .}}``, the inspect document) and, where they were compared
+with a real engine (tests/realengine/test_fidelity.py), what it really prints: a stopped
+container's stats are ``0.00%`` / ``0B / 0B`` (not ``--``), ``State.Running`` is true while
+``restarting``, a start that failed (``Created`` with ``State.Error``) has ExitCode 128, and
+the MySQL service (a healthcheck in the stack's compose file) shows ``(healthy)``.
 """
 
 # ruff: noqa: UP017 - runs under the host's python3, which may predate datetime.UTC (3.11)
@@ -114,6 +117,9 @@ def inspect_obj(c: dict, now: float) -> dict:
     eff = host.effective_state(c, now)
     running = eff in ("running", "paused")
     project = c.get("project") or ""
+    exit_code = int(c.get("exit_code") or 0)
+    if eff == "created" and c.get("error") and not exit_code:
+        exit_code = 128  # what the engine records when starting the container failed
     cid = c["id"]
     port_bindings = {
         f"{p['container_port']}/{p.get('proto', 'tcp')}": [{"HostIp": "", "HostPort": str(p["host_port"])}]
@@ -152,13 +158,13 @@ def inspect_obj(c: dict, now: float) -> dict:
         "Args": list(c.get("args") or []),
         "State": {
             "Status": eff,
-            "Running": running,
+            "Running": running or eff == "restarting",
             "Paused": eff == "paused",
             "Restarting": eff == "restarting",
             "OOMKilled": bool(c.get("oom_killed")),
             "Dead": eff == "dead",
             "Pid": int(c.get("pid") or 0) if running else 0,
-            "ExitCode": 0 if running else int(c.get("exit_code") or 0),
+            "ExitCode": 0 if running else exit_code,
             "Error": c.get("error", ""),
             "StartedAt": host.docker_time(c.get("started")),
             "FinishedAt": host.docker_time(finished),
@@ -239,18 +245,18 @@ def inspect_obj(c: dict, now: float) -> dict:
 
 
 def stats_row(c: dict, now: float, no_trunc: bool, given: str | None) -> dict:
-    """One ``docker stats`` row; ``--`` values for a container that is not running."""
+    """One ``docker stats`` row; zero values for a container that is not running (as the engine prints)."""
     cid = c["id"] if no_trunc else c["id"][:12]
     row = {"Container": given or cid, "ID": cid, "Name": c["name"]}
     if not host.is_running(c, now):
         row.update(
             {
-                "CPUPerc": "--",
-                "MemUsage": "-- / --",
-                "MemPerc": "--",
-                "NetIO": "--",
-                "BlockIO": "--",
-                "PIDs": "--",
+                "CPUPerc": "0.00%",
+                "MemUsage": "0B / 0B",
+                "MemPerc": "0.00%",
+                "NetIO": "0B / 0B",
+                "BlockIO": "0B / 0B",
+                "PIDs": "0",
             }
         )
         return row

@@ -141,6 +141,11 @@ def status_text(c: dict, now: float) -> str:
     return "Created"
 
 
+def has_healthcheck(c: dict) -> bool:
+    """True for the MySQL service: the stack's compose file gives it a healthcheck (Status says ``(healthy)``)."""
+    return c.get("service") == "mysql"
+
+
 def is_running(c: dict, now: float) -> bool:
     """True when the container counts as running now."""
     return effective_state(c, now) in ("running", "paused")
