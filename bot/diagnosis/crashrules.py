@@ -233,7 +233,9 @@ def oom_killed(f: Facts) -> Finding | None:
     kernel_proxy = [e for e in f.oom or []
                     if e.process in ("ccproxy", "cccli") or (proxy_pid and e.pid == proxy_pid)]
     flagged = bool(st and st.oom_killed)
-    if f.exit_code != 137 and not flagged and not kernel_proxy:
+    # A killed PID 1 exits 137: a kernel kill line next to any other exit (a panic's 2, a fatal's 1)
+    # or next to a running proxy belongs to another run or another container, not to this exit.
+    if f.exit_code != 137 and not flagged:
         return None
     ev = _memory_evidence(f)
     if not ev:

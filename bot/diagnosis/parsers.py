@@ -175,9 +175,10 @@ def candidate_names(project: str, service: str) -> tuple[str, ...]:
 
 def pick_container(containers: list[_C], explicit: str | None, project: str, service: str) -> _C | None:
     """The container named ``explicit`` when it is there, else :func:`resolve_container`
-    (compose one-off ``run`` containers are never picked)."""
+    (compose one-off ``run`` containers are never picked, not even by name: an old capture may
+    hold a one-off's name as the resolved proxy)."""
     if explicit:
-        hit = next((c for c in containers if c.name == explicit), None)
+        hit = next((c for c in containers if c.name == explicit and not c.oneoff), None)
         if hit:
             return hit
     return resolve_container(containers, project, service)

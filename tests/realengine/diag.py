@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.e2e.harness import CliRun, run_cli
@@ -136,11 +135,6 @@ def expect(state: str, report: dict[str, Any], host: RealHost, cause: str, *need
     OUTCOMES.states[state] = ok
     if not ok:
         OUTCOMES.said[state] = said(report)
-    if not ok and top.get("id") == "oom_killed" and cause != "oom_killed" and kernel_oom_lines():
-        # Issue 10 (item 5, rules by `evidence`): a kernel OOM line from an earlier incident (on
-        # this machine: the cgroup_oom_kill state, or an earlier run) outranks today's evidence.
-        pytest.xfail(f"state {state}: a stale kernel OOM line in dmesg outranks the real cause "
-                     f"{cause!r}; the bot said: {said(report)}")
     assert ok, (f"state {state}: expected top cause {cause!r} quoting one of {needles!r}\n"
                 f"bot said:\n{causes_text(report)}\n{host.describe()}")
 

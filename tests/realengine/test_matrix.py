@@ -3,8 +3,7 @@ the real MariaDB container, the Go stand-in with the real MySQL driver) and prov
 ``qcc-bot diagnose`` over a real sshd names the right top cause and quotes the deciding line.
 
 The bundle of every run is saved to ``tests/realengine/captures/<state>/``: those captures are
-the ground truth offline rule tests can replay. States the current rules get wrong are
-``xfail(strict=False)`` with what the bot said, so the integrator can flip them.
+the ground truth offline rule tests can replay (tests/realengine/test_captures.py).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from tests.realengine.outcomes import OUTCOMES
 
 pytestmark = [pytest.mark.docker, pytest.mark.sshd]
 
-ISSUE10 = "rule being written by `evidence` (issue 10)"
 
 
 @pytest.fixture(autouse=True)
@@ -35,10 +33,6 @@ def _state_counted(request: pytest.FixtureRequest) -> Any:
         state = request.node.name.removeprefix("test_")
         OUTCOMES.states[state] = False
         OUTCOMES.said[state] = "the state could not be made or the bot did not answer (see the test's error)"
-
-
-def _xfail(said: str) -> Any:
-    return pytest.mark.xfail(strict=False, reason=f"{ISSUE10}; the bot said: {said}")
 
 
 def _serving(host: RealHost) -> None:
@@ -138,7 +132,6 @@ def test_mysql_stopped_before_start(real_host: RealHost, engine_sshd: Any, tmp_p
     expect("mysql_stopped_before_start", report, real_host, "mysql_unavailable", "no such host")
 
 
-@_xfail("healthy (MySQL lost under a running proxy is not a rule yet)")
 def test_mysql_stopped_while_running(real_host: RealHost, engine_sshd: Any, tmp_path: Path) -> None:
     """MySQL stopped under a serving proxy: the driver's own lines, then ping failures."""
     _serving(real_host)
@@ -157,7 +150,6 @@ def test_wrong_password(real_host: RealHost, engine_sshd: Any, tmp_path: Path) -
     expect("wrong_password", report, real_host, "mysql_access_denied", "Access denied for user 'qcc'")
 
 
-@_xfail("mysql_unavailable (a wrong DSN port is taken for MySQL down)")
 def test_dsn_wrong_port(real_host: RealHost, engine_sshd: Any, tmp_path: Path) -> None:
     """The DSN names port 3307 while MySQL is healthy on 3306: connection refused."""
     real_host.write_env(PROXY_MYSQL_DSN=real_host.dsn(port=3307))
@@ -232,7 +224,6 @@ def test_malformed_dsn(real_host: RealHost, engine_sshd: Any, tmp_path: Path) ->
     expect("malformed_dsn", report, real_host, "config_error", "invalid DSN")
 
 
-@_xfail("healthy (listening on :8000 while 8001 is published)")
 def test_listen_addr_mismatch(real_host: RealHost, engine_sshd: Any, tmp_path: Path) -> None:
     """LISTEN_ADDR=:8000 while 8001 is published: listening, but nothing answers on 8001."""
     real_host.write_env(LISTEN_ADDR=":8000")
@@ -261,7 +252,6 @@ def _previous_image(host: RealHost) -> tuple[str, str]:
     return good, bad
 
 
-@_xfail("healthy (the running build is not the checkout HEAD)")
 def test_previous_image_reupped(real_host: RealHost, engine_sshd: Any, tmp_path: Path) -> None:
     """A failed build re-upped the previous image: /version's commit is not the checkout HEAD."""
     good, bad = _previous_image(real_host)
@@ -271,7 +261,6 @@ def test_previous_image_reupped(real_host: RealHost, engine_sshd: Any, tmp_path:
     expect("previous_image_reupped", report, real_host, "previous_image_running", good[:12], good)
 
 
-@_xfail("oom_killed/healthy about the one-off `qcc_test-proxy-run-…` container, taken for the proxy")
 def test_oneoff_beside_stopped_proxy(real_host: RealHost, engine_sshd: Any, tmp_path: Path) -> None:
     """A `docker compose run --rm proxy` one-off runs beside the stopped proxy: it is not the proxy."""
     _serving(real_host)
@@ -298,7 +287,6 @@ def test_panic_in_health_scheduler(real_host: RealHost, engine_sshd: Any, tmp_pa
     expect("panic_in_health_scheduler", report, real_host, "panic", "panic: runtime error")
 
 
-@_xfail("no bad-data rule yet")
 def test_null_in_nodes_row(real_host: RealHost, engine_sshd: Any, tmp_path: Path) -> None:
     """A node row with NULL last_error: the real Scan error when the nodes are loaded."""
     real_host.up_mysql()
