@@ -158,13 +158,18 @@ def add_column(facts: Facts, cause_id: str) -> Action | None:
 
 
 def pinned_commit(facts: Facts) -> tuple[str, str] | None:
-    """``(sha, why)`` of the commit to roll back to, or None when no pin is known."""
+    """``(full sha, why)`` of the commit to roll back to, or None when no pin is known.
+
+    Only a commit the checkout's own log showed (``git log``, full SHAs) is ever pinned: a
+    running build whose (short) commit is not among them is not offered, since its precondition
+    (the commit exists in the checkout) could not be shown to hold."""
     commits = facts.commits or []
     head = commits[0].sha if commits else ""
     deployed = facts.version.git_commit.strip() if facts.version else ""
     if deployed and head and re.fullmatch(r"[0-9a-f]{7,64}", deployed) and not same_commit(deployed, head):
-        full = next((c.sha for c in commits if same_commit(c.sha, deployed)), deployed)
-        return full, "the build still running (/version) differs from HEAD"
+        full = next((c.sha for c in commits if same_commit(c.sha, deployed)), None)
+        if full is not None:
+            return full, "the build still running (/version) differs from HEAD"
     if len(commits) >= 2:
         return commits[1].sha, "the commit before HEAD, pinned by SHA"
     return None

@@ -123,3 +123,14 @@ def test_actions_through_analyze_are_unique_and_redacted(ctx: AnalysisContext) -
                 started_at=T0, duration_s=1.0)
     ids = [a.id for a in d.actions]
     assert ids[:2] == ["add_column", "restart_proxy"] and "rollback" in ids and len(ids) == len(set(ids))
+
+
+def test_rollback_never_offers_a_commit_the_checkout_did_not_show(ctx: AnalysisContext) -> None:
+    """A running build whose short commit is not in the checkout's log is not pinned (its
+    precondition, "the commit exists", could not hold at the click): the commit before HEAD is
+    offered instead, by its full SHA."""
+    stranger = facts(ctx, checkout_head=GIT, deployed_version='{"version":"v1.9.1","git_commit":"deadbee"}')
+    assert pinned_commit(stranger) == (PREV, "the commit before HEAD, pinned by SHA")
+    alone = facts(ctx, checkout_head=GIT.split("\n")[0] + "\n",
+                  deployed_version='{"version":"v1.9.1","git_commit":"deadbee"}')
+    assert pinned_commit(alone) is None
