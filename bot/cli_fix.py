@@ -157,13 +157,13 @@ async def demo_fix(scenario: str, *, out: TextIO, err: TextIO) -> int:
     """``qcc-bot demo --fix``: the whole loop on a sandbox host (diagnose, propose, confirm, fix,
     verify), with the confirmation printed and typed automatically (the output says so)."""
     import os
-    from unittest import mock
 
     from bot.app import lifespan
     from bot.report.text import render_text
 
-    # The host simulator (the only imports of it here; `sandbox-move` renames them to qcc_sandbox.*).
+    # The host simulator: a separate package (sandbox/), imported only here.
     from qcc_sandbox.database import MySQLTarget
+    from qcc_sandbox.demo import exported
     from qcc_sandbox.host import SandboxHost
     from qcc_sandbox.scenario import ScenarioError, load_scenario
 
@@ -179,7 +179,7 @@ async def demo_fix(scenario: str, *, out: TextIO, err: TextIO) -> int:
         if not host.mysql_ready:
             err.write(f"sandbox MySQL: {host.mysql.host}:{host.mysql.port} not usable; SQL fixes cannot run\n")
         err.flush()
-        with mock.patch.dict(os.environ, host.secret_env()):  # the sandbox's MySQL password, for this run
+        with exported(host.secret_env()):  # the sandbox's MySQL password, for this run
             async with lifespan(host.settings(), with_state=True) as services:
                 env = host.env_name
                 console.rule("1. diagnose")

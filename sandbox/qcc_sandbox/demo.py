@@ -26,7 +26,9 @@ def list_scenarios() -> list[tuple[str, str]]:
 
 
 @contextlib.contextmanager
-def _exported(values: dict[str, str]) -> Iterator[None]:
+def exported(values: dict[str, str]) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` for the block (the sandbox's MySQL password, read by the
+    bot's settings through ``mysql.password_env``), then restore what was there."""
     old = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -67,6 +69,6 @@ async def run_demo(
                     "the schema step will report the failure\n"
                 )
             log.flush()
-        with _exported(host.secret_env()):
+        with exported(host.secret_env()):
             async with lifespan(host.settings()) as services:
                 return await services.diagnosis.diagnose(host.env_name)
