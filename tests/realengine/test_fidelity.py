@@ -1,5 +1,5 @@
 """Fidelity of the sandbox stand-in: every docker command of the runbook, run against the real
-engine and against the stand-in (``bot/sandbox/bin``) in the same state, must mean the same
+engine and against the stand-in (``sandbox/qcc_sandbox/bin``) in the same state, must mean the same
 to the bot's parsers.
 
 Pairs of (real state, sandbox scenario): a serving stack (``healthy``), a proxy that exited 1
@@ -22,7 +22,7 @@ import pytest
 
 from bot.diagnosis.parsers import PARSERS
 from bot.runbook.loader import load_runbook
-from bot.sandbox import SandboxDir
+from qcc_sandbox import SandboxDir
 from tests.realengine.host import PROJECT, PROXY_PORT, RealHost, docker
 from tests.realengine.test_matrix import _column_missing, _serving
 
