@@ -23,6 +23,7 @@ unknown action).
 
 from __future__ import annotations
 
+import functools
 import getpass
 from collections.abc import Awaitable, Callable
 from typing import TextIO
@@ -153,6 +154,13 @@ async def terminal_fix(services: Services, env: str, *, action: str | None, fres
     return 0 if outcome.status == ApprovalStatus.SUCCEEDED else 1
 
 
+def _demo_stage(rule: Callable[[str], None], action: str, name: str) -> None:
+    rule({"confirm": f"confirm: {action}", "fix": "fix and verify"}[name])
+
+
+DEMO_MAX_FIXES = 3  # fixes one `demo --fix` runs at most (each after a fresh diagnosis)
+
+
 async def demo_fix(scenario: str, *, out: TextIO, err: TextIO) -> int:
     """``qcc-bot demo --fix``: the whole loop on a sandbox host (diagnose, propose, confirm, fix,
     verify), with the confirmation printed and typed automatically (the output says so)."""
@@ -182,26 +190,39 @@ async def demo_fix(scenario: str, *, out: TextIO, err: TextIO) -> int:
         with exported(host.secret_env()):  # the sandbox's MySQL password, for this run
             async with lifespan(host.settings(), with_state=True) as services:
                 env = host.env_name
-                console.rule("1. diagnose")
-                recorded = await diagnose_recorded(services, env, actor=actor, console=console,
-                                                   live=out.isatty())
-                render_text(recorded.diagnosis, console)
-                console.rule("2. propose")
-                render_fix_list(recorded, console)
-                if not recorded.proposals:
-                    return 0
-                first = recorded.proposals[0].action.id
-
                 async def auto_type(prompt: str) -> str:
                     console.print(prompt, end="")
                     console.print(f"{env}   [dim](demo: typed for you)[/]")
                     return env
 
-                headings = {"confirm": f"3. confirm: {first}", "fix": "4. fix and verify"}
-                code = await terminal_fix(services, env, action=first, fresh=False, actor=actor,
-                                          console=console, confirm=auto_type,
-                                          stage=lambda name: console.rule(headings[name]))
-                console.rule("5. audit log")
+                n = 0
+
+                def rule(title: str) -> None:
+                    nonlocal n
+                    n += 1
+                    console.rule(f"{n}. {title}")
+
+                code, done = 0, set()
+                for round_ in range(DEMO_MAX_FIXES):
+                    # Diagnose, propose, confirm, fix, verify; then diagnose again, since a fix can
+                    # make the next one possible (the column added, then the restart).
+                    rule("diagnose" if round_ == 0 else "diagnose again")
+                    recorded = await diagnose_recorded(services, env, actor=actor, console=console,
+                                                       live=out.isatty())
+                    render_text(recorded.diagnosis, console)
+                    todo = [p for p in recorded.proposals if p.action.id not in done]
+                    rule("propose")
+                    render_fix_list(recorded, console, demo=True)
+                    if not todo:
+                        break
+                    action = todo[0].action.id
+                    done.add(action)
+                    code = await terminal_fix(services, env, action=action, fresh=False, actor=actor,
+                                              console=console, confirm=auto_type,
+                                              stage=functools.partial(_demo_stage, rule, action))
+                    if code != 0:
+                        break
+                rule("audit log")
                 for entry in reversed(await services.state.list_audit(50, environment=env)):
                     console.print(f"  {entry.at:%H:%M:%S} {entry.actor:<16} {entry.event:<20} "
                                   f"{entry.result or '':<10} {(entry.detail or '')[:60]}")

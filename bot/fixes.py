@@ -42,6 +42,7 @@ from bot import preconditions as pre
 from bot.bundle import Bundle
 from bot.config import Settings
 from bot.diagnosis import actions
+from bot.diagnosis.facts import same_commit
 from bot.errors import ApprovalError, BotError, CommandTimeout, TransportError
 from bot.models import Action, ActionId, ActionKind, CommandResult, Diagnosis, StepResult
 from bot.preconditions import Check, Checker, FixContext, check_precondition
@@ -290,7 +291,7 @@ async def settle(ctx: FixContext, settle_s: float = SETTLE_S, *, timeout_s: floa
         last_line = _fatal_line([line for line in lines[3:] if line.strip()])
         commit = _version_commit(version_body)
         answering = status == "running" and listening and commit is not None
-        if pinned and commit is not None and answering and commit != pinned:
+        if pinned and commit is not None and answering and not same_commit(commit, pinned):  # /version may be short
             last = f"/version reports commit {commit[:12]}, not the pinned {pinned[:12]}"
             answering = False
         elif not answering:

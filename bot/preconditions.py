@@ -29,7 +29,7 @@ from bot.errors import TransportError
 from bot.models import Action, Diagnosis, StepStatus
 from bot.runbook.steps import StepId
 from bot.service import DiagnosisService
-from bot.transports.base import EnvironmentTransports
+from bot.transports.base import EnvironmentTransports, one_line
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 ALTER_RE = re.compile(r"ALTER\s+TABLE\s+`?(\w+)`?\s+ADD\s+(?:COLUMN\s+)?`?(\w+)`?", re.IGNORECASE)
@@ -123,6 +123,13 @@ async def check_container_state(ctx: FixContext) -> Check:
     if diagnosed is not None and now != diagnosed:
         return Check(holds=False,
                      detail=f"the proxy container is {now} now; it was {diagnosed} when diagnosed")
+    if ctx.action.cause_id == "port_conflict":  # bringing it up while the port is held fails the same way
+        port, holders, pubs = await _port_state(ctx)
+        others = [c.name for c in pubs if c.compose_service != ctx.env.proxy_service]
+        if holders or others:
+            return Check(holds=False, detail=f"port {port} is still held by {', '.join(others + holders)}; "
+                                             "free it first (see the free-port fix), then restart")
+        return Check(holds=True, detail=f"the proxy container is still {now} and port {port} is free")
     return Check(holds=True, detail=f"the proxy container is still {now}")
 
 
@@ -138,8 +145,9 @@ async def check_rollback(ctx: FixContext) -> Check:
         f"git -C {wd} cat-file -e {commit}^{{commit}} && git -C {wd} rev-parse HEAD",
         timeout_s=CHECK_TIMEOUT_S)
     if not res.ok:
-        return Check(holds=False,
-                     detail=f"pinned commit {commit[:12]} is not in the checkout at {ctx.env.workdir}")
+        why = one_line(res.stderr, 200) or f"exit status {res.exit_status}"
+        return Check(holds=False, detail=f"pinned commit {commit[:12]} could not be found in the checkout at "
+                                         f"{ctx.env.workdir} (git: {why})")
     head = (res.stdout.strip().splitlines() or [""])[-1].strip()
     if head == commit:
         return Check(holds=False, fixed=True, detail=f"the checkout is at the pinned commit {commit[:12]}")

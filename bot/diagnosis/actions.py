@@ -137,9 +137,11 @@ def restart_proxy(ctx: AnalysisContext, cause_id: str, *, recreate: bool, why: s
         cmd, title = _compose(ctx, "up", "-d", "--no-build"), "Bring the stack up without rebuilding"
     else:
         cmd, title = _compose(ctx, "restart", ctx.proxy_service), f"Restart the {ctx.proxy_service} service"
+    precondition = "no deploy-server.sh or compose build is running, the proxy is still in its diagnosed state"
+    if cause_id == "port_conflict":
+        precondition += f", and port {ctx.proxy_port} is free"
     return Action(id=ActionId.RESTART_PROXY, title=title + (f" ({why})" if why else ""), kind=ActionKind.SSH,
-                  commands=[cmd], cause_id=cause_id, precondition="no deploy-server.sh or compose build is "
-                                                                  "running",
+                  commands=[cmd], cause_id=cause_id, precondition=precondition,
                   verify_steps=list(VERIFY_PROXY))
 
 

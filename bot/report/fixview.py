@@ -27,8 +27,9 @@ def render_diagnosis_line(recorded: RecordedDiagnosis, console: Console, *, fres
                   f"{d.started_at:%Y-%m-%d %H:%M:%S %Z}): {escape(cause)}")
 
 
-def render_fix_list(recorded: RecordedDiagnosis, console: Console) -> None:
-    """The runnable fixes of a diagnosis, numbered, each with its exact commands."""
+def render_fix_list(recorded: RecordedDiagnosis, console: Console, *, demo: bool = False) -> None:
+    """The runnable fixes of a diagnosis, numbered, each with its exact commands (``demo``: the
+    sandbox's environment exists only for this run, so no ``qcc-bot fix`` hint is printed)."""
     if not recorded.proposals:
         console.print("no runnable fix was proposed by this diagnosis")
         return
@@ -37,7 +38,8 @@ def render_fix_list(recorded: RecordedDiagnosis, console: Console) -> None:
         console.print(f"  {i}. [bold]{escape(proposal.action.id)}[/]  {escape(proposal.action.title)}")
         for command in proposal.action.commands:
             console.print(f"       {escape(command)}", soft_wrap=True)
-    console.print(f"run one with: qcc-bot fix --env {escape(recorded.environment)} ACTION")
+    if not demo:
+        console.print(f"run one with: qcc-bot fix --env {escape(recorded.environment)} ACTION")
 
 
 def render_plan(action: Action, env: str, console: Console, *, production: bool) -> None:

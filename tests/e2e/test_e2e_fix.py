@@ -109,7 +109,8 @@ def test_demo_fix_shows_the_whole_loop(tmp_path: Path) -> None:
     run = run_cli(["demo", "--fix"], cwd=tmp_path)
     assert run.returncode == 0, run.describe()
     out = run.stdout
-    headings = ["1. diagnose", "2. propose", "3. confirm: add_column", "4. fix and verify", "5. audit log"]
+    headings = ["1. diagnose", "2. propose", "3. confirm: add_column", "4. fix and verify", "5. diagnose again",
+                "6. propose", "7. confirm: restart_proxy", "8. fix and verify"]
     positions = [out.find(h) for h in headings]
     assert -1 not in positions and positions == sorted(positions), positions
     assert "Database migration failed" in out and ALTER in out

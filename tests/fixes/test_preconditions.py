@@ -68,7 +68,8 @@ async def test_rollback_commit_missing_from_checkout(ctx_for):
     shell.responses = {"cat-file": CommandResult(command="", exit_status=128,
                                                  stderr="fatal: Not a valid object")}
     check = await check_precondition(make(rollback()))
-    assert not check.holds and "not in the checkout" in check.detail
+    assert not check.holds and "could not be found in the checkout" in check.detail
+    assert "git: fatal: Not a valid object" in check.detail  # git's own words, not a guess
 
 
 async def test_restart_refused_while_a_deploy_runs(ctx_for):

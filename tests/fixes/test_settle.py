@@ -84,9 +84,11 @@ async def test_restarted_within_the_window_fails():
     assert not check.fixed and "it restarted" in check.detail
 
 
-@pytest.mark.parametrize("commit,fixed", [(GOOD, True), ("9f8e7d6c5b4a39281706f5e4d3c2b1a098765432", False)])
+@pytest.mark.parametrize("commit,fixed", [(GOOD, True), (GOOD[:7], True),
+                                          ("9f8e7d6c5b4a39281706f5e4d3c2b1a098765432", False), ("9f8e7d6", False)])
 async def test_rollback_needs_the_pinned_commit_in_version(commit, fixed):
-    """After a rollback /version must report the pinned commit; another build never counts."""
+    """After a rollback /version must report the pinned commit (qcc_plus may print it short);
+    another build never counts."""
     check = await settle(ctx(ScriptedShell([probe("running", commit=commit)]), "rollback", GOOD),
                          FAST["settle_s"], timeout_s=0.3, poll_s=0.01)
     assert check.fixed is fixed
