@@ -17,6 +17,7 @@ import pytest
 
 from bot.app import lifespan
 from bot.config import load_settings
+from bot.diagnosis.actions import restart_proxy
 from bot.models import Action
 from bot.state.models import ApprovalStatus, RunKind, RunStatus
 from tests.realengine.diag import PASSWORD_ENV, causes_text, write_config
@@ -113,13 +114,20 @@ async def test_restart_that_dies_again_is_reported_failed(real_host: RealHost, e
 
 async def test_restart_that_answers_then_panics_is_reported_failed(
         real_host: RealHost, engine_sshd: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The proxy answers /version, then panics 2 s later: "Up less than a second" is not success."""
+    """The proxy answers /version, then panics 2 s later: "Up less than a second" is not success.
+
+    The diagnosis says `panic` and offers the rollback (a restart is no fix for a panic the push
+    brought), so the restart an on-call engineer would try anyway is built here, as the bot builds
+    it, with the diagnosis's own context."""
     real_host.write_env(HEALTH_CHECK_PANIC="1", HEALTH_CHECK_FIRST_DELAY="3s")
     _serving(real_host)
     real_host.wait_exited()
     async with await _session(real_host, engine_sshd, tmp_path, monkeypatch) as svc:
         s = await _diagnosed(svc)
-        outcome = await s.execute(s.action("restart_proxy"))
+        assert s.run.diagnosis.top_cause is not None and s.run.diagnosis.top_cause.id == "panic", \
+            causes_text(s.run.diagnosis.model_dump(mode="json"))
+        restart = restart_proxy(s.run.bundle.context, "panic", recreate=False, why="try it anyway")
+        outcome = await s.execute(restart)
     text = outcome.summary
     ok = (outcome.status == ApprovalStatus.FAILED and "panic:" in text
           and "answered, then failed" in text)

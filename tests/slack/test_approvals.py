@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from tests.slack.conftest import make_settings, settings_data
 from tests.slack.harness import approve_value, buttons, open_approval, text_of
 
@@ -184,6 +186,7 @@ async def test_precondition_no_longer_holds_runs_nothing(bot):
                for m in bot.fake.thread(parent.ts))
 
 
+@pytest.mark.slow  # waits out the fix's settle window (10 s)
 async def test_restart_fix_verifies_container_is_back(bot):
     """The restart fix (shell) runs once after checking the proxy is still exited, and the
     after-check shows it running."""

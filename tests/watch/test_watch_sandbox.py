@@ -4,12 +4,17 @@ and sleep are injected, so ten minutes of polling every 20 s run in seconds."""
 
 from __future__ import annotations
 
+import pytest
+
 from bot.state.models import WatchStatus
 from bot.transports.base import EnvironmentTransports
 from bot.transports.fake import FakeSqlRunner, FakeTransportProvider
 from tests.fakes.sandbox_runner import SandboxRunner
 from tests.slack.scenario import migration_failed
 from tests.triggers.conftest import parents, report_in, trigger_settings_data, workflow_run
+
+# Whole watch windows over the sandbox stand-ins (tens of seconds): `make test` runs them, not test-fast.
+pytestmark = pytest.mark.slow
 
 
 def sandbox_bot_args(box, clock, **watch):
