@@ -287,7 +287,8 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
     step_concurrency: int = Field(8, ge=1, le=64)
-    # Replicas and restarts (see ``owner``): who owns a run, and when an owner counts as dead.
+    # This instance's name in the state store ($QCC_INSTANCE_ID; default the host name): keep it stable
+    # across restarts and distinct between replicas on one host.
     instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
     lease_s: float = Field(90.0, ge=1, le=3600)
     shutdown_grace_s: float = Field(25.0, ge=0, le=600)
