@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -24,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from bot.diagnosis import hostparse as hp
 from bot.diagnosis.logparse import LogLine, OomEvent, parse_docker_logs, parse_kernel_oom
-from bot.diagnosis.textutil import clean_line, clean_text, iter_lines, parse_time
+from bot.diagnosis.textutil import clean_line, clean_text, iter_lines, json_array, parse_time
 
 # ---------------------------------------------------------------- free -m in any language
 _FREE_WORDS = {
@@ -142,25 +141,10 @@ class ContainerDetail(BaseModel):
 _DSN_ADDR_RE = re.compile(r"@tcp\(([^:)]+)(?::(\d+))?\)")
 
 
-def _inspect_objects(text: str) -> list[dict[str, object]]:
-    body = clean_text(text or "")
-    start = body.find("[")
-    while start >= 0:
-        try:
-            value, _ = json.JSONDecoder().raw_decode(body, start)
-        except json.JSONDecodeError:
-            start = body.find("[", start + 1)
-            continue
-        if isinstance(value, list):
-            return [v for v in value if isinstance(v, dict)]
-        start = body.find("[", start + 1)
-    return []
-
-
 def parse_inspect_details(text: str) -> dict[str, ContainerDetail]:
     """``docker inspect <ids>`` → container name → :class:`ContainerDetail`."""
     out: dict[str, ContainerDetail] = {}
-    for obj in _inspect_objects(text):
+    for obj in (o for o in json_array(text) if isinstance(o, dict)):
         state = obj.get("State") if isinstance(obj.get("State"), dict) else {}
         config = obj.get("Config") if isinstance(obj.get("Config"), dict) else {}
         assert isinstance(state, dict) and isinstance(config, dict)

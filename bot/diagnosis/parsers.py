@@ -13,7 +13,6 @@ parsers (``ss``, ``free``, ``df``, ``ps``, ``git``, ``curl``, SQL rows) in
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -23,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from bot.config import EnvironmentConfig
 from bot.diagnosis import evidenceparse, hostparse, logparse
-from bot.diagnosis.textutil import ANSI_RE, clean_text, parse_time
+from bot.diagnosis.textutil import ANSI_RE, clean_text, json_array, json_objects, parse_time
 from bot.models import StepResult, StepStatus
 from bot.runbook.sections import has_sections, split_sections
 from bot.runbook.steps import StepId
@@ -100,22 +99,6 @@ def _state_from_status(status: str) -> str:
     return ""
 
 
-def _json_objects(text: str) -> list[dict[str, Any]]:
-    """JSON objects found one per line in ``text`` (junk lines skipped)."""
-    out: list[dict[str, Any]] = []
-    for line in clean_text(text).split("\n"):
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            out.append(row)
-    return out
-
-
 def parse_docker_ps(text: str) -> list[Container]:
     """Parse ``docker ps -a --no-trunc --format '{{json .}}'`` (one JSON object per line).
 
@@ -124,7 +107,7 @@ def parse_docker_ps(text: str) -> list[Container]:
     ``State``; it is derived from ``Status`` then.
     """
     out: list[Container] = []
-    for row in _json_objects(text):
+    for row in json_objects(text):
         names = str(row.get("Names") or row.get("Name") or "").split(",")
         name = names[0].strip().lstrip("/")
         if not name:
@@ -224,21 +207,6 @@ def _section(obj: dict[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _inspect_array(text: str) -> list[Any]:
-    body = clean_text(text)
-    start = body.find("[")
-    while start >= 0:
-        try:
-            value, _ = json.JSONDecoder().raw_decode(body, start)
-        except json.JSONDecodeError:
-            start = body.find("[", start + 1)
-            continue
-        if isinstance(value, list):
-            return value
-        start = body.find("[", start + 1)
-    return _json_objects(body)  # one object per line (docker inspect --format '{{json .}}')
-
-
 def parse_docker_inspect(text: str) -> list[ContainerState]:
     """Parse ``docker inspect <id>...`` (a JSON array of container objects).
 
@@ -246,7 +214,7 @@ def parse_docker_inspect(text: str) -> list[ContainerState]:
     not containers are ignored. Never raises.
     """
     out: list[ContainerState] = []
-    for obj in _inspect_array(text):
+    for obj in json_array(text):
         if not isinstance(obj, dict):
             continue
         state, config, host = _section(obj, "State"), _section(obj, "Config"), _section(obj, "HostConfig")
@@ -325,7 +293,7 @@ class ContainerStats(BaseModel):
 def parse_docker_stats(text: str) -> list[ContainerStats]:
     """Parse ``docker stats --no-stream --all --format '{{json .}}'`` (one JSON object per line)."""
     out: list[ContainerStats] = []
-    for row in _json_objects(text):
+    for row in json_objects(text):
         name = str(row.get("Name") or row.get("Container") or "").lstrip("/")
         if not name or name == "--":
             continue

@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 DOCKER_TS_RE = re.compile(
@@ -78,3 +80,37 @@ def split_docker_ts(line: str) -> tuple[datetime | None, str]:
     if not m:
         return None, line
     return parse_time(m.group(1)), line[m.end():]
+
+
+def json_objects(text: str) -> list[dict[str, Any]]:
+    """JSON objects found one per line in ``text`` (``docker ps --format '{{json .}}'`` and
+    the like; junk lines skipped)."""
+    out: list[dict[str, Any]] = []
+    for line in clean_text(text).split("\n"):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            out.append(row)
+    return out
+
+
+def json_array(text: str) -> list[Any]:
+    """The first JSON array in ``text`` (``docker inspect`` output, possibly after warnings), else
+    the JSON objects found one per line; ``[]`` when there is neither."""
+    body = clean_text(text or "")
+    start = body.find("[")
+    while start >= 0:
+        try:
+            value, _ = json.JSONDecoder().raw_decode(body, start)
+        except json.JSONDecodeError:
+            start = body.find("[", start + 1)
+            continue
+        if isinstance(value, list):
+            return value
+        start = body.find("[", start + 1)
+    return json_objects(body)  # one object per line (docker inspect --format '{{json .}}')
