@@ -124,11 +124,12 @@ def case_vs_manual(host_spec: str = "sandbox", reps: int = 2, profile_dir: str =
             if profile_dir and latency == LATENCIES[-1]:
                 out = Path(profile_dir)
                 out.mkdir(parents=True, exist_ok=True)
+                tag = "" if host.name == "sandbox" else "-" + "".join(c if c.isalnum() else "-" for c in host.name)
                 if remote.get("timeline"):
-                    (out / "remote-timeline-0.5s.txt").write_text(
+                    (out / f"remote-timeline-0.5s{tag}.txt").write_text(
                         "offset_s  session(ppid)  command (one bot diagnosis, docker commands take +0.5 s)\n"
                         + "\n".join(remote["timeline"]) + "\n")
-                levels[-1]["profile"] = _profile_diagnosis(settings, out / "diagnose-0.5s.txt")
+                levels[-1]["profile"] = _profile_diagnosis(settings, out / f"diagnose-0.5s{tag}.txt")
         return {"host": host.name, "levels": levels}
     finally:
         host.set_latency(0)
@@ -136,26 +137,25 @@ def case_vs_manual(host_spec: str = "sandbox", reps: int = 2, profile_dir: str =
 
 
 def _clear_commands(host: BenchHost) -> None:
-    if isinstance(host, SandboxBenchHost):
-        host.box.commands_log.write_bytes(b"")
+    host.clear_commands()
 
 
 def _remote_timeline(host: BenchHost, started: float) -> dict[str, Any]:
-    """What one bot run made the host do (sandbox only: its commands.log, one line per
-    stand-in start): docker command count, the most docker commands one session ran in a
-    row, when the last one started (queueing shows here), and the timeline itself."""
-    if not isinstance(host, SandboxBenchHost):
+    """What one bot run made the host do (hosts that record their commands: the sandbox's
+    commands.log, one line per stand-in start; the real engine's docker wrapper log): docker
+    command count, the most docker commands one session ran in a row, when the last one
+    started (queueing shows here), and the timeline itself."""
+    records = host.commands_since(started)
+    if records is None:
         return {}
-    records = [r for r in host.box.commands() if r.ts >= started]
-    docker = [r for r in records if r.prog == "docker"]
+    docker = [r for r in records if r[2] == "docker"]
     per_session: dict[int, int] = {}
     for r in docker:
-        per_session[r.ppid] = per_session.get(r.ppid, 0) + 1
-    timeline = [f"{r.ts - started:7.3f}  {r.ppid:>7}  {' '.join(r.argv)[:110]}"
-                for r in sorted(records, key=lambda r: r.ts)]
-    return {"docker_cmds": len(docker), "sessions": len({r.ppid for r in records}),
+        per_session[r[1]] = per_session.get(r[1], 0) + 1
+    timeline = [f"{ts - started:7.3f}  {ppid:>7}  {' '.join(argv)[:110]}" for ts, ppid, _, argv in sorted(records)]
+    return {"docker_cmds": len(docker), "sessions": len({r[1] for r in records}),
             "max_docker_in_one_session": max(per_session.values(), default=0),
-            "last_docker_start_s": max((r.ts - started for r in docker), default=0.0), "timeline": timeline}
+            "last_docker_start_s": max((r[0] - started for r in docker), default=0.0), "timeline": timeline}
 
 
 def _profile_diagnosis(settings: Any, out: Path) -> str:
@@ -198,7 +198,7 @@ def case_handshakes(host_spec: str = "sandbox", runs: int = 10) -> dict[str, Any
         generations, elapsed = asyncio.run(go())
         time.sleep(0.2)  # sshd writes the log line asynchronously
         after = host.count_logins()
-        return {"runs": runs, "server_logins": None if before is None else after - before,  # type: ignore[operator]
+        return {"host": host.name, "runs": runs, "server_logins": None if before is None else after - before,  # type: ignore[operator]
                 "transport_connections": generations, "seconds": elapsed}
     finally:
         host.close()

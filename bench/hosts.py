@@ -81,6 +81,14 @@ class BenchHost:
     def count_logins(self) -> int | None:
         return None
 
+    def clear_commands(self) -> None:
+        """Forget the remote commands recorded so far (see :meth:`commands_since`)."""
+
+    def commands_since(self, started: float) -> list[tuple[float, int, str, list[str]]] | None:
+        """Remote commands started since epoch ``started``: ``[(ts, session ppid, program, argv)]``;
+        None when this host records none."""
+        return None
+
     def close(self) -> None:
         """Stop what this host started (idempotent)."""
 
@@ -146,6 +154,12 @@ class SandboxBenchHost(BenchHost):
     def count_logins(self) -> int | None:
         return int(self.sshd.count_logins())
 
+    def clear_commands(self) -> None:
+        self.box.commands_log.write_bytes(b"")
+
+    def commands_since(self, started: float) -> list[tuple[float, int, str, list[str]]] | None:
+        return [(r.ts, r.ppid, r.prog, list(r.argv)) for r in self.box.commands() if r.ts >= started]
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.sshd.stop()
@@ -194,12 +208,17 @@ class ConfiguredBenchHost(BenchHost):
 
 
 def open_host(spec: str) -> BenchHost:
-    """``sandbox`` (default) or ``config:PATH:ENV[:LATENCY_CMD]`` -> a :class:`BenchHost`."""
+    """``sandbox`` (default), ``realengine`` (bench/realengine.py) or ``config:PATH:ENV[:LATENCY_CMD]``
+    -> a :class:`BenchHost`."""
     if spec in ("", "sandbox"):
         return SandboxBenchHost()
+    if spec == "realengine":
+        from bench.realengine import RealEngineBenchHost
+
+        return RealEngineBenchHost()
     kind, _, rest = spec.partition(":")
     if kind != "config":
-        raise SystemExit(f"unknown --host {spec!r}: use 'sandbox' or 'config:PATH:ENV[:LATENCY_CMD]'")
+        raise SystemExit(f"unknown --host {spec!r}: use 'sandbox', 'realengine' or 'config:PATH:ENV[:LATENCY_CMD]'")
     path, _, rest = rest.partition(":")
     env, _, latency_cmd = rest.partition(":")
     return ConfiguredBenchHost(Path(path), env, latency_cmd=latency_cmd or None)

@@ -1,14 +1,15 @@
 """``make bench``: every figure of issue 11 with its target, in one table (never run as unit tests).
 
-Usage: ``python bench/run.py [--host sandbox|config:PATH:ENV[:LATENCY_CMD]] [--only CASE,...]
+Usage: ``python bench/run.py [--host sandbox|realengine|config:PATH:ENV[:LATENCY_CMD]] [--only CASE,...]
 [--quick] [--profile-dir DIR] [--json OUT]``.
 
 Each case runs in a fresh ``python bench/run.py --case NAME`` process (its own peak RSS, no
 state shared between cases) that prints one JSON object; this process turns the results into
 rows ``figure | measured | target | PASS/FAIL`` and exits 1 when a target is missed. Ratios
 are measured side by side in one process; absolute times are shown for reference only.
-``--host`` points the SSH cases (bot vs manual, handshakes) at another host, e.g. the real
-Docker engine (see bench/hosts.py). Method and a recorded run: docs/benchmarks.md.
+``--host`` points the SSH cases (bot vs manual, handshakes) at another host, e.g.
+``realengine``: the healthy ``qcc_test`` stack on this machine's real Docker engine
+(bench/realengine.py; see bench/hosts.py). Method and a recorded run: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def rows_vs_manual(r: dict[str, Any]) -> list[Row]:
 
 def rows_handshakes(r: dict[str, Any]) -> list[Row]:
     n = r["server_logins"] if r["server_logins"] is not None else r["transport_connections"]
-    return [(f"SSH handshakes over {r['runs']} diagnoses, one bot process",
+    return [(f"SSH handshakes over {r['runs']} diagnoses, one bot process ({r.get('host', 'sandbox')})",
              f"{n}  (sshd accepted {r['server_logins']}, transport opened {r['transport_connections']})",
              "1", n == 1)]
 
