@@ -46,9 +46,10 @@ test: install-test install-sandbox sshd docker-engine
 	$(BIN)/python -m pytest
 
 # Everything that needs no server (no sshd, no MariaDB, no docker, no listener outside the test
-# process) and is not marked slow; markers are set in tests/conftest.py (see pyproject.toml).
+# process) and is not marked slow, on two pytest-xdist workers (the suite's figure lines print in
+# `make test` only); markers are set in tests/conftest.py (see pyproject.toml).
 test-fast: install-test install-sandbox
-	$(BIN)/python -m pytest -q -m "not server and not slow"
+	$(BIN)/python -m pytest -q -n 2 -m "not server and not slow"
 
 lint: install-test install-sandbox
 	$(BIN)/ruff check .
