@@ -19,13 +19,16 @@ def test_interrupted_demo_is_quiet(tmp_path: Path, delay_s: float) -> None:
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "demo", "--scenario", "healthy_huge_log"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )
     time.sleep(delay_s)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    if proc.returncode == 0:  # the run finished before the signal: nothing to check
+    out, err = proc.communicate(timeout=60)
+    # The run finished before the signal (exit 0), or the signal landed in the interpreter's own
+    # teardown after the report was printed (Python has restored SIGINT's default action there, so
+    # the process ends by the signal): nothing of the bot's handling to check.
+    if proc.returncode == 0 or (proc.returncode == -signal.SIGINT and "Likely causes" in out):
         pytest.skip("demo finished before SIGINT")
     assert proc.returncode == 130, err
     assert "qcc-bot: interrupted" in err
