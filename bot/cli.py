@@ -341,6 +341,7 @@ def main() -> None:
     except KeyboardInterrupt:  # Ctrl-C outside the commands' own handling (start-up, teardown)
         sys.stderr.write("qcc-bot: interrupted\n")
         code = 130
+    sys.stdout.flush()  # the report is out before the interpreter's teardown
     sys.exit(code)
 
 
