@@ -136,7 +136,7 @@ class SandboxBenchHost(BenchHost):
                     "known_hosts": str(self.known_hosts), "connect_timeout_s": 10.0},
             "compose_project": sc.compose.project,
             "compose_file": sc.compose.file,
-            "workdir": str(self.box.checkout),
+            **self.box.config_paths(),
             "proxy_service": "proxy",
             "mysql_service": "mysql",
             "proxy_port": 8001,

@@ -163,6 +163,9 @@ class EnvironmentConfig(_Strict):
     mysql: MySQLConfig | None = None
     docker: str = Field("docker", pattern=r"^[A-Za-z0-9_./-]{1,200}$")  # docker CLI on the host
     docker_root: str = Field("/var/lib/docker", pattern=r"^/[A-Za-z0-9_./-]{0,200}$")
+    # Where the host mounts its cgroup hierarchy: the resource-usage step reads the containers'
+    # memory and CPU counters there (no `docker stats`, whose daemon waits for two samples).
+    cgroup_root: str = Field("/sys/fs/cgroup", pattern=r"^/[A-Za-z0-9_./-]{0,200}$")
     log_tail: int = Field(300, ge=10, le=100000)
     production: bool = False
     # Rollback: argv run in `workdir`, `${commit}` replaced by the pinned good commit SHA.

@@ -34,7 +34,14 @@ from pydantic import BaseModel, Field
 
 from bot.bundle import Bundle, save_bundle
 from bot.config import Settings
-from bot.diagnosis.parsers import resolve_container
+from bot.diagnosis.parsers import (
+    CGROUP_HEADER,
+    ContainerStats,
+    human_bytes,
+    parse_docker_ps,
+    parse_resource_usage,
+    resolve_container,
+)
 from bot.diagnosis.redact import redact_text
 from bot.errors import BotError
 from bot.models import Diagnosis, StepStatus
@@ -47,6 +54,22 @@ CHUNK_LINES = 20000
 CHUNK_BYTES = 8 * 1024 * 1024
 DUMP_TIMEOUT_S = 300.0
 PART_SUFFIX_LEN = 6  # split -a 6: 26**6 parts of CHUNK_LINES lines, far beyond any log
+
+
+def stats_table(rows: list[ContainerStats], names: dict[str, str]) -> str:
+    """``docker stats --no-stream``'s columns for rows read from cgroup files, named from
+    ``names`` (container id -> name; an unknown id shows as its 12-character short id)."""
+    lines = ["(read from the containers' cgroup files: the figures docker stats --no-stream shows)",
+             f"{'NAME':<32} {'CONTAINER ID':<12}  {'CPU %':>8}  {'MEM USAGE / LIMIT':<24} {'MEM %':>7}  PIDS"]
+    for r in rows:
+        name = names.get(r.id) or r.id[:12]
+        mem = (f"{human_bytes(r.mem_usage)} / {human_bytes(r.mem_limit)}"
+               if r.mem_usage is not None and r.mem_limit else "--")
+        cpu = f"{r.cpu_pct:.2f}%" if r.cpu_pct is not None else "--"
+        pct = f"{r.mem_pct:.2f}%" if r.mem_pct is not None else "--"
+        lines.append(f"{name:<32} {r.id[:12]:<12}  {cpu:>8}  {mem:<24} {pct:>7}  "
+                     f"{r.pids if r.pids is not None else '--'}")
+    return "\n".join(lines)
 
 
 def part_suffix(index: int) -> str:
@@ -242,11 +265,19 @@ class EscalationCollector:
         zip_path.unlink(missing_ok=True)
 
     async def _resources(self, env_name: str, out: Path, redact: _Redactor) -> None:
-        steps = await self.service.run_checks(env_name, RESOURCE_STEPS)
+        steps = await self.service.run_checks(env_name, [StepId.CONTAINER_STATUS, *RESOURCE_STEPS])
+        status = next((s for s in steps if s.id == StepId.CONTAINER_STATUS), None)
+        listed = parse_docker_ps(status.output) if status and status.status == StepStatus.OK else []
+        names = {c.id: c.name for c in listed}
         with out.open("w", encoding="utf-8") as fh:
             for s in steps:
+                if s.id == StepId.CONTAINER_STATUS:
+                    continue
                 state = s.status.value if s.status != StepStatus.OK else "ok"
                 fh.write(f"## {s.title} ({state}, {s.duration_s:.1f}s)\n")
                 if s.error:
                     fh.write(redact(f"error: {s.error}") + "\n")
-                fh.write(redact(s.output.rstrip()) + "\n\n")
+                text = s.output.rstrip()
+                if s.id == StepId.RESOURCE_USAGE and s.status == StepStatus.OK and CGROUP_HEADER in text:
+                    text = stats_table(parse_resource_usage(text), names)
+                fh.write(redact(text) + "\n\n")

@@ -220,7 +220,7 @@ def _memory_evidence(f: Facts) -> list[str]:
         ev.append(f"docker inspect {f.proxy_state.name}: State.OOMKilled=true")
     ev += [e.raw for e in f.oom or [] if e.kind != "invoked"][:2]
     if f.proxy_stats is not None and (f.proxy_stats.mem_pct or 0) >= 95:
-        ev.append(f"docker stats: {f.proxy_stats.raw}")
+        ev.append(f"{f.proxy_stats.source}: {f.proxy_stats.raw}")
     if f.mem_exhausted and f.memory is not None:
         ev.append(f"free -m: {f.memory.raw}")
     return ev

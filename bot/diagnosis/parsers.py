@@ -30,7 +30,8 @@ from bot.runbook.steps import StepId
 __all__ = [
     "ANSI_RE", "PARSERS", "Container", "ContainerLog", "candidate_names", "parse_docker_log_parts",
     "resolve_names", "resolve_step_names", "ContainerState", "ContainerStats", "clean_text",
-    "parse_docker_inspect", "parse_docker_ps", "parse_docker_stats", "parse_size", "pick_container",
+    "parse_cgroup_usage", "parse_docker_inspect", "parse_docker_ps", "parse_docker_stats",
+    "parse_resource_usage", "parse_size", "pick_container", "human_bytes",
     "resolve_container",
 ]
 
@@ -274,10 +275,14 @@ def _pct(value: Any) -> float | None:
 
 
 class ContainerStats(BaseModel):
-    """One row of ``docker stats --no-stream --all --format '{{json .}}'``.
+    """One container's resource usage: a row of ``docker stats --no-stream --all --format
+    '{{json .}}'``, or the same figures read from the container's cgroup files
+    (:func:`parse_cgroup_usage`).
 
     Values are None where Docker prints ``--`` (stopped containers) or junk. ``cpu_pct``
-    is per core (``199.5`` = two cores busy); memory in bytes.
+    is per core (``199.5`` = two cores busy); memory in bytes. ``source`` says which of the two
+    read it; a cgroup row knows only the full container ``id`` until :meth:`named` gives it the
+    name the container steps resolved.
     """
 
     name: str
@@ -287,7 +292,13 @@ class ContainerStats(BaseModel):
     mem_limit: int | None = None
     mem_pct: float | None = None
     pids: int | None = None
+    source: str = "docker stats"  # or "cgroup files" (the evidence line names it)
     raw: str = ""  # "qcc_test_proxy CPU 199.50% MEM 1.9GiB / 1.94GiB (97.94%)"
+
+    def named(self, name: str) -> ContainerStats:
+        """A copy called ``name`` (its ``raw`` line too)."""
+        detail = self.raw.split(" ", 1)[1] if " " in self.raw else self.raw
+        return self.model_copy(update={"name": name, "raw": f"{name} {detail}"})
 
 
 def parse_docker_stats(text: str) -> list[ContainerStats]:
@@ -313,6 +324,94 @@ def parse_docker_stats(text: str) -> list[ContainerStats]:
             raw=f"{name} CPU {cpu} MEM {mem} ({mem_pct})",
         ))
     return out
+
+
+CGROUP_HEADER = "@@qcc-cgroup"
+_CPU_HEADER = "@@qcc-cpu"
+_CGROUP_ROW_RE = re.compile(r"^(mem|cpu) ([0-9a-f]{64})(?: (.*))?$")
+
+
+def _digits(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def human_bytes(n: int) -> str:
+    """Bytes the way ``docker stats`` prints them (binary units, 4 significant digits):
+    ``544768`` -> ``"532KiB"``, ``25275990016`` -> ``"23.54GiB"``."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.4g}{unit}"
+        value /= 1024
+    return f"{value:.4g}TiB"  # pragma: no cover - the loop always returns
+
+
+def parse_cgroup_usage(text: str) -> list[ContainerStats]:
+    """Parse the ``resource_usage`` step's cgroup read (cgroup v1 or v2, cgroupfs or systemd driver).
+
+    The step prints ``@@qcc-cgroup memtotal_kb=N``, one ``mem <id> usage=B limit=B|max
+    inactive_file=B pids=N`` line per running container, then two CPU samples, each
+    ``@@qcc-cpu t=<epoch ns>`` followed by ``cpu <id> <cumulative CPU ns>`` lines. Figures match
+    ``docker stats``: memory used is usage minus inactive file cache, the limit is the cgroup's
+    (the host's memory when unlimited), CPU % is CPU time over wall time between the samples
+    (per core, like Docker's). Rows keep the 64-hex id and no name (see
+    :meth:`ContainerStats.named`). Unreadable values become None; junk lines are skipped.
+    """
+    memtotal: int | None = None
+    mem: dict[str, dict[str, str]] = {}
+    samples: list[tuple[int | None, dict[str, int]]] = []
+    for line in clean_text(text).splitlines():
+        line = line.strip()
+        if line.startswith(CGROUP_HEADER):
+            fields = dict(f.partition("=")[::2] for f in line.split()[1:])
+            kb = _digits(fields.get("memtotal_kb"))
+            memtotal = kb * 1024 if kb is not None else None
+            continue
+        if line.startswith(_CPU_HEADER):
+            fields = dict(f.partition("=")[::2] for f in line.split()[1:])
+            samples.append((_digits(fields.get("t")), {}))
+            continue
+        m = _CGROUP_ROW_RE.match(line)
+        if not m:
+            continue
+        kind, cid, rest = m.group(1), m.group(2), m.group(3) or ""
+        if kind == "mem":
+            mem[cid] = dict(f.partition("=")[::2] for f in rest.split())
+        elif samples and (ns := _digits(rest.strip())) is not None:
+            samples[-1][1][cid] = ns
+    cpu: dict[str, float] = {}
+    if len(samples) >= 2 and samples[0][0] is not None and samples[-1][0] is not None:
+        (t1, c1), (t2, c2) = samples[0], samples[-1]
+        wall = t2 - t1  # type: ignore[operator]  # both checked above
+        if wall > 0:
+            cpu = {cid: max(0.0, (c2[cid] - c1[cid]) * 100.0 / wall) for cid in c1.keys() & c2.keys()}
+    out: list[ContainerStats] = []
+    for cid, f in mem.items():
+        usage, inactive = _digits(f.get("usage")), _digits(f.get("inactive_file")) or 0
+        used = usage - inactive if usage is not None and inactive < usage else usage
+        limit = _digits(f.get("limit"))  # "max" (v2, unlimited) -> None
+        if memtotal is not None and (limit is None or limit > memtotal):
+            limit = memtotal
+        pct = round(used * 100.0 / limit, 2) if used is not None and limit else None
+        cpu_pct = round(cpu[cid], 2) if cid in cpu else None
+        shown_cpu = f"{cpu_pct:.2f}%" if cpu_pct is not None else "--"
+        shown_mem = (f"{human_bytes(used)} / {human_bytes(limit)}" if used is not None and limit
+                     else "--")
+        shown_pct = f"{pct:.2f}%" if pct is not None else "--"
+        out.append(ContainerStats(
+            name="", id=cid, cpu_pct=cpu_pct, mem_usage=used, mem_limit=limit, mem_pct=pct,
+            pids=_digits(f.get("pids")), source="cgroup files",
+            raw=f"{cid[:12]} CPU {shown_cpu} MEM {shown_mem} ({shown_pct})",
+        ))
+    return out
+
+
+def parse_resource_usage(text: str) -> list[ContainerStats]:
+    """Parse the ``resource_usage`` step: its cgroup read (:func:`parse_cgroup_usage`) or, on a
+    host where no container cgroup was found, ``docker stats`` (:func:`parse_docker_stats`)."""
+    if CGROUP_HEADER in text:
+        return parse_cgroup_usage(text)
+    return parse_docker_stats(text)
 
 
 class ContainerLog(BaseModel):
@@ -377,6 +476,7 @@ PARSERS: dict[str, Parser] = {
     "log_lines": logparse.parse_log_lines,
     "schema_columns": hostparse.parse_schema_columns,
     "docker_stats": parse_docker_stats,
+    "container_resources": parse_resource_usage,
     "ss_listeners": hostparse.parse_ss_listeners,
     "free": evidenceparse.parse_free_any,  # evidence: any locale (Chinese headers)
     "df": hostparse.parse_df,

@@ -155,7 +155,7 @@ def startup_health_check_overload(f: Facts) -> Finding | None:
         ev.append(f"free -m: {f.memory.raw}")
     if f.proxy_stats is not None and (f.proxy_stats.cpu_pct or 0) >= 150:
         kinds.append("cpu")
-        ev.append(f"docker stats: {f.proxy_stats.raw}")
+        ev.append(f"{f.proxy_stats.source}: {f.proxy_stats.raw}")
     kernel = [e for e in f.oom or [] if e.kind != "invoked"]
     if kernel:
         kinds.append("kernel_oom")  # signal kind, not a step id

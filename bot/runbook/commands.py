@@ -31,6 +31,7 @@ def step_variables(env: EnvironmentConfig, resolved: Mapping[str, str] | None = 
         "mysql_service": env.mysql_service,
         "proxy_port": str(env.proxy_port),
         "docker_root": env.docker_root,
+        "cgroup_root": env.cgroup_root,
         "log_tail": str(env.log_tail),
         "database": env.mysql.database if env.mysql else "",
         "proxy_container": env.proxy_container or resolved.get("proxy_container", ""),

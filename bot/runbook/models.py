@@ -29,6 +29,7 @@ KNOWN_VARS: frozenset[str] = frozenset(
         "mysql_container",
         "proxy_port",
         "docker_root",
+        "cgroup_root",
         "log_tail",
         "database",
     }

@@ -260,7 +260,7 @@ class SandboxHost:
                     },
                     "compose_project": self.scenario.compose.project,
                     "compose_file": self.scenario.compose.file,
-                    "workdir": str(self.sandbox.checkout),
+                    **self.sandbox.config_paths(),
                     "proxy_service": "proxy",
                     "mysql_service": "mysql",
                     "proxy_port": 8001,

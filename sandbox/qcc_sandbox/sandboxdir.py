@@ -144,6 +144,18 @@ class SandboxDir:
         return self.path / "checkout"
 
     @property
+    def cgroup_root(self) -> Path:
+        """``cgroup/``: the environment's ``cgroup_root``. Never created: the sandbox's containers
+        have no cgroup files, so the resource-usage step falls back to its ``docker stats``
+        stand-in instead of reading the real machine's cgroups (whose containers are not these)."""
+        return self.path / "cgroup"
+
+    def config_paths(self) -> dict[str, str]:
+        """The environment settings that point a bot at this sandbox's paths:
+        ``{"workdir": <checkout>, "cgroup_root": <cgroup>}`` (merge into an environment mapping)."""
+        return {"workdir": str(self.checkout), "cgroup_root": str(self.cgroup_root)}
+
+    @property
     def home(self) -> Path:
         """``home/``: the login directory of SandboxHost sessions."""
         return self.path / "home"

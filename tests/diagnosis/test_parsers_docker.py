@@ -10,6 +10,7 @@ from bot.diagnosis.parsers import (
     parse_docker_inspect,
     parse_docker_ps,
     parse_docker_stats,
+    parse_resource_usage,
     parse_size,
     resolve_container,
 )
@@ -121,3 +122,50 @@ def test_every_runbook_parser_is_registered() -> None:
         for _, parser, _ in step.leaves:
             assert parser in PARSERS, parser
             PARSERS[parser]("\x1b[31m\ufffd junk\r\n{not json\n--\n")
+
+
+BUSY_V1 = "e39c03d88499779a63ff24de5a9541f5196e8d15e0cdf2855620d13366068618"
+IDLE_V1 = "3bf41ee30d77ab2facf322fe6d0fb4d387dbf16985fc4a8fb8e75237c4d386d4"
+
+
+@pytest.mark.parametrize("quirk", QUIRKS)
+def test_cgroup_v1_read_matches_docker_stats(quirk: str) -> None:
+    """A cgroup v1 read captured on the real engine, beside `docker stats` of the same moment:
+    busy "100.90% 972KiB / 64MiB (1.48%)", idle "0.00% 640KiB / 23.54GiB (0.00%)"."""
+    rows = {s.id: s for s in parse_resource_usage(QUIRKS[quirk](fixture("cgroup_v1.txt")))}
+    busy, idle = rows[BUSY_V1], rows[IDLE_V1]
+    assert busy.source == idle.source == "cgroup files" and busy.name == idle.name == ""
+    assert busy.mem_usage == 1007616 - 12288 and busy.mem_limit == 64 * 1024**2 and busy.mem_pct == 1.48
+    assert busy.cpu_pct == 99.14 and busy.pids == 1
+    assert busy.raw == "e39c03d88499 CPU 99.14% MEM 972KiB / 64MiB (1.48%)"
+    # unlimited: the host's memory is the limit, as docker stats shows it
+    assert idle.mem_limit == 24683584 * 1024 and idle.cpu_pct == 0.0
+    assert idle.named("qcc_test_mysql").raw == "qcc_test_mysql CPU 0.00% MEM 640KiB / 23.54GiB (0.00%)"
+
+
+def test_cgroup_v2_read_max_limit_and_missing_values() -> None:
+    """cgroup v2 (`memory.max` "max", `cpu.stat` usage_usec); an unreadable CPU counter or pid
+    count stays None, and the figures are still computed from what was read."""
+    rows = {s.id[:1]: s for s in parse_resource_usage(fixture("cgroup_v2.txt"))}
+    proxy, other = rows["1"], rows["2"]
+    assert proxy.mem_limit == 2030000 * 1024 and proxy.mem_usage == 2020000000
+    assert proxy.mem_pct == 97.18 and proxy.cpu_pct == 199.5 and proxy.pids == 61
+    assert other.cpu_pct is None and other.pids is None and other.mem_limit == 536870912
+    assert other.raw.endswith("CPU -- MEM 381.5MiB / 512MiB (74.51%)")
+
+
+@pytest.mark.parametrize("text", [
+    "@@qcc-cgroup memtotal_kb=1\n",  # no container
+    "@@qcc-cgroup memtotal_kb=x\nmem " + "a" * 64 + " usage=junk limit=max\n@@qcc-cpu t=5\n",  # one sample
+    "mem " + "a" * 63 + " usage=1\n",  # not an id
+])
+def test_cgroup_read_odd_input(text: str) -> None:
+    """Short, unsampled or junk reads never raise; what cannot be read is None."""
+    for row in parse_resource_usage(text):
+        assert row.cpu_pct is None and row.mem_pct is None
+
+
+def test_resource_usage_falls_back_to_docker_stats_rows() -> None:
+    """Without the cgroup header the step's output is `docker stats` JSON (the fallback)."""
+    rows = parse_resource_usage(fixture("docker_stats.jsonl"))
+    assert {r.source for r in rows} == {"docker stats"} and "qcc_test_proxy" in {r.name for r in rows}

@@ -185,7 +185,7 @@ class E2EHost:
             },
             "compose_project": self.scenario.compose.project,
             "compose_file": self.scenario.compose.file,
-            "workdir": str(self.box.checkout),
+            **self.box.config_paths(),
             "proxy_service": "proxy",
             "mysql_service": "mysql",
             "proxy_port": 8001,

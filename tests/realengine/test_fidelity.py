@@ -28,7 +28,7 @@ from tests.realengine.test_matrix import _column_missing, _serving
 
 pytestmark = [pytest.mark.docker]
 
-DOCKER_PARSERS = ("docker_ps", "docker_inspect", "docker_stats")
+DOCKER_PARSERS = ("docker_ps", "docker_inspect", "container_resources")
 
 
 def _docker_steps() -> list[Any]:
@@ -37,9 +37,9 @@ def _docker_steps() -> list[Any]:
             and getattr(s, "script", None) and "$docker" in s.script]
 
 
-def _run(script: str, env: dict[str, str], proxy: str) -> str:
+def _run(script: str, env: dict[str, str], proxy: str, cgroup_root: str) -> str:
     variables = {"docker": "docker", "compose_project": PROJECT, "proxy_port": str(PROXY_PORT),
-                 "proxy_container": proxy, "log_tail": "100"}
+                 "proxy_container": proxy, "log_tail": "100", "cgroup_root": cgroup_root}
     prefix = " ".join(f"{k}='{v}';" for k, v in variables.items())
     res = subprocess.run(["bash", "-c", f"{prefix} {script}"], capture_output=True, text=True, env=env,
                          timeout=60, check=False)
@@ -62,10 +62,11 @@ def _view(outputs: dict[str, str]) -> dict[str, Any]:
         for c in PARSERS[parser](text):
             svc = c.compose_service or c.name
             service_of[c.name] = svc
+            service_of[c.id] = svc  # cgroup rows of the resource step carry the id only
             view.setdefault(f"ps:{svc}", (c.state, _status_shape(c.status)))
     for parser, text in outputs.items():
         for item in PARSERS[parser](text) if parser != "docker_ps" else []:
-            svc = service_of.get(item.name, item.name)
+            svc = service_of.get(item.name or item.id, item.name)
             if parser == "docker_inspect":
                 view[f"inspect:{svc}"] = (item.status, item.running, item.restarting, item.exit_code,
                                           item.oom_killed, bool(item.error))
@@ -74,12 +75,12 @@ def _view(outputs: dict[str, str]) -> dict[str, Any]:
     return view
 
 
-def _outputs(env: dict[str, str], proxy: str) -> dict[str, str]:
+def _outputs(env: dict[str, str], proxy: str, cgroup_root: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for step in _docker_steps():
         if step.parser == "docker_ps" and "publish=" in step.script:
             continue  # the publishers view is covered by the port_conflict pair's ps rows
-        out[step.parser] = _run(step.script, env, proxy)
+        out[step.parser] = _run(step.script, env, proxy, cgroup_root)
     return out
 
 
@@ -87,13 +88,13 @@ def _sandbox_view(tmp_path: Path, scenario: str) -> dict[str, Any]:
     box = SandboxDir(tmp_path / f"sbx-{scenario}")
     sc = box.load(scenario)
     proxy = sc.services["proxy"].container_name or f"{sc.compose.project}-proxy-1"
-    return _view(_outputs(box.env({"PATH": "/usr/bin:/bin"}), proxy))
+    return _view(_outputs(box.env({"PATH": "/usr/bin:/bin"}), proxy, str(box.cgroup_root)))
 
 
 def _real_view(host: RealHost) -> dict[str, Any]:
     import os
 
-    return _view(_outputs(dict(os.environ), "qcc_test_proxy"))
+    return _view(_outputs(dict(os.environ), "qcc_test_proxy", "/sys/fs/cgroup"))
 
 
 def _port_squatter(host: RealHost) -> None:

@@ -188,7 +188,7 @@ class Host:
                                "connect_timeout_s": 3.0}
         ssh.update(self.ssh_override)
         env: dict[str, Any] = {"ssh": ssh, "compose_project": self.scenario.compose.project,
-                               "compose_file": self.scenario.compose.file, "workdir": str(self.box.checkout),
+                               "compose_file": self.scenario.compose.file, **self.box.config_paths(),
                                "proxy_service": "proxy", "mysql_service": "mysql", "proxy_port": 8001,
                                "channels": [CHANNEL], "approval": {"approvers": [APPROVER]}}
         if self.db is not None:

@@ -115,7 +115,7 @@ class Site:
     def config(self, **top: Any) -> dict[str, Any]:
         """The YAML every replica reads; ``top`` overrides top-level keys (``lease_s``...)."""
         env = {"ssh": self.sshd.ssh_config().model_dump(mode="json"), "compose_project": "qcc_test",
-               "compose_file": "docker-compose.test.yml", "workdir": str(self.box.checkout),
+               "compose_file": "docker-compose.test.yml", **self.box.config_paths(),
                "mysql": self.db.mysql_config().model_dump(mode="json"),
                "approval": {"approvers": list(APPROVERS)}}
         slack = {"allowed_channels": ["CINC"], "channel_environments": {"CINC": "test"},

@@ -23,7 +23,7 @@ async def e2e(start_bot, fake_slack, make_sshd, mariadb, tmp_path):
     sandbox.load("migration_failed", database=MySQLTarget(host=db.host, port=db.port, user=db.user,
                                                           password=db.password, database=db.database))
     server = make_sshd(set_env=sandbox.sshd_env())
-    env = {"ssh": server.ssh_config().model_dump(mode="json"), "workdir": str(sandbox.checkout),
+    env = {"ssh": server.ssh_config().model_dump(mode="json"), **sandbox.config_paths(),
            "mysql": db.mysql_config().model_dump(mode="json")}
     settings = make_settings(fake_slack.api_url, settings_data(test_env=env))
     bot = await start_bot(settings=settings, real=True)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def sandbox_bot_args(box, clock, **watch):
-    data = trigger_settings_data(test_env={"workdir": str(box.checkout)}, watch=watch)
+    data = trigger_settings_data(test_env=box.config_paths(), watch=watch)
     transports = FakeTransportProvider({
         "test": EnvironmentTransports("test", SandboxRunner(box), FakeSqlRunner()),
         "prod": EnvironmentTransports("prod", *migration_failed()),
