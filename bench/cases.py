@@ -82,6 +82,30 @@ async def one_diagnosis(settings: Any, env: str = "test") -> tuple[float, Any]:
     return elapsed, run
 
 
+def own_floor(host: BenchHost, settings: Any, reps: int) -> tuple[float, str]:
+    """The bot's own floor: each ssh step of the runbook, rendered exactly as the executor sends
+    it, run alone as one ``ssh host "cmd"`` (one OpenSSH handshake each, best of ``reps``);
+    returns ``(seconds of the slowest, its step id)``. The issue's floor takes the slowest
+    command of the *manual* sequence instead; a bot that no longer runs that command (since the
+    cgroup read replaced ``docker stats``) is also judged against the slowest it does run."""
+    from bot.runbook.commands import render_script, step_variables
+    from bot.runbook.loader import default_runbook
+
+    env = settings.environment("test")
+    best: dict[str, float] = {}
+    for step in default_runbook().steps:
+        if step.transport != "ssh" or not step.script:
+            continue
+        cmd = render_script(step.script, step_variables(env), timeout_s=step.timeout_s,
+                            merge_stderr=step.merge_stderr)
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            subprocess.run(host.ssh_argv(cmd), capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+            best[step.id] = min(best.get(step.id, float("inf")), time.perf_counter() - t0)
+    slowest = max(best, key=lambda k: best[k])
+    return best[slowest], slowest
+
+
 def case_vs_manual(host_spec: str = "sandbox", reps: int = 2, profile_dir: str = "") -> dict[str, Any]:
     """Bot vs the seed's manual sequence at each latency; floor = slowest single ``ssh host cmd``."""
     host = open_host(host_spec)
@@ -110,12 +134,14 @@ def case_vs_manual(host_spec: str = "sandbox", reps: int = 2, profile_dir: str =
                 remote = _remote_timeline(host, started)
             bot = min(bot_times)
             assert run is not None
+            own_s, own_step = own_floor(host, settings, reps)
             steps = sorted(run.diagnosis.steps, key=lambda s: -s.duration_s)
             levels.append({
                 "latency_s": latency, "manual_s": manual_total, "bot_s": bot, "floor_s": floor,
                 "slowest_manual_cmd": slowest_cmd, "manual_exit_codes": [c for _, _, c in manual],
                 "manual_per_cmd_s": [(label, round(t, 3)) for (label, _, _), t in zip(manual, per_cmd, strict=True)],
                 "ratio": manual_total / bot, "vs_floor": bot / floor,
+                "own_floor_s": own_s, "own_floor_step": own_step, "vs_own_floor": bot / own_s,
                 "slowest_steps": [(s.id, round(s.duration_s, 3)) for s in steps[:3]],
                 "step_statuses": sorted({s.status.value for s in run.diagnosis.steps}),
                 "top_cause": run.diagnosis.causes[0].id if run.diagnosis.causes else None,

@@ -61,6 +61,11 @@ def rows_vs_manual(r: dict[str, Any]) -> list[Row]:
                     f"{lv.get('docker_cmds')} docker cmds, up to {lv.get('max_docker_in_one_session')} in one "
                     f"session, last started at {lv.get('last_docker_start_s', 0):.2f} s)",
                     "<= 1.3x" if last else "", lv["vs_floor"] <= 1.3 if last else None))
+        if "vs_own_floor" in lv:
+            out.append((f"bot vs 1 handshake + slowest cmd the bot itself runs ({lat})",
+                        f"{lv['vs_own_floor']:.2f}x  ({lv['bot_s']:.2f} s / {lv['own_floor_s']:.2f} s: step "
+                        f"{lv['own_floor_step']} alone over OpenSSH)",
+                        "<= 1.3x" if last else "", lv["vs_own_floor"] <= 1.3 if last else None))
     return out
 
 

@@ -166,6 +166,11 @@ def build_app(rt: Runtime, *, http: bool) -> AsyncApp:
 
     Bolt reads ``$SLACK_BOT_TOKEN`` itself even when given a client; the warning it logs then
     is dropped when that token is the client's own (a different one is still reported).
+
+    ``process_before_response=True``: every listener here acks and spawns its work (nothing
+    slow runs before it returns), so Bolt answers as soon as the listener returns instead of
+    polling for the ack every 10 ms on a separate task (issue 11: time to the HTTP 200 in a
+    burst of commands).
     """
     secret = rt.settings.slack.signing_secret
     bolt_log = logging.getLogger("slack_bolt.AsyncApp")
@@ -174,7 +179,7 @@ def build_app(rt: Runtime, *, http: bool) -> AsyncApp:
     try:
         app = AsyncApp(name="qcc-bot", client=rt.out.client,
                        signing_secret=secret.get_secret_value() if secret else "",
-                       request_verification_enabled=http, process_before_response=False)
+                       request_verification_enabled=http, process_before_response=True)
     finally:
         bolt_log.removeFilter(quiet)
     app.middleware(ignore_retries)
