@@ -56,7 +56,7 @@ from handlers.health import AuthProbe, Ops, socket_check
 from handlers.parsing import parse_command
 from handlers.runtime import Runtime
 from handlers.slackio import SlackOut
-from handlers.tasks import TaskRegistry
+from handlers.tasks import AcksFirst, TaskRegistry
 from handlers.triggers import IncidentTriggers
 from handlers.watching import Watcher
 from handlers.webhooks import Webhooks
@@ -128,6 +128,17 @@ async def ignore_retries(req: AsyncBoltRequest, resp: BoltResponse, next: Any) -
     return await next()
 
 
+def acks_first(gate: AcksFirst) -> Any:
+    """Middleware marking each request as being answered, so that work its listener (or a
+    listener of the same burst) spawns starts after the acks (:class:`handlers.tasks.AcksFirst`)."""
+
+    async def middleware(req: AsyncBoltRequest, resp: BoltResponse, next: Any) -> BoltResponse:
+        with gate.answering():
+            return await next()
+
+    return middleware
+
+
 def subcommand_of(text: str) -> str:
     """The ``/qcc`` subcommand for metrics (``invalid`` for text that does not parse)."""
     try:
@@ -182,6 +193,8 @@ def build_app(rt: Runtime, *, http: bool) -> AsyncApp:
                        request_verification_enabled=http, process_before_response=True)
     finally:
         bolt_log.removeFilter(quiet)
+    if rt.tasks.acks_first is not None:
+        app.middleware(acks_first(rt.tasks.acks_first))
     app.middleware(ignore_retries)
     app.middleware(count_commands(rt.metrics))
     errors.register(app, rt)
@@ -194,7 +207,7 @@ def build_runtime(services: Services, client: AsyncWebClient, *, progress_interv
                   metrics: Metrics | None = None) -> Runtime:
     escalation = EscalationCollector(services.settings, services.diagnosis, services.transports,
                                      services.secrets)
-    return Runtime(services=services, out=SlackOut(client, services.secrets), tasks=TaskRegistry(),
+    return Runtime(services=services, out=SlackOut(client, services.secrets), tasks=TaskRegistry(AcksFirst()),
                    escalation=escalation, progress_interval_s=progress_interval_s,
                    drain_timeout_s=services.settings.shutdown_grace_s, metrics=metrics or services.metrics)
 
