@@ -28,3 +28,30 @@ async def test_proxy_log_is_read_from_the_host_once_per_diagnosis() -> None:
     by_id = {s.id: s for s in run.diagnosis.steps}
     assert "Error 1054" in by_id["grep_migration"].output
     assert run.diagnosis.causes[0].id == "migration_failed"
+
+
+async def test_mysql_log_candidates_are_read_at_once(tmp_path) -> None:
+    """host_facts reads MySQL's log under both candidate names at once and keeps the one that
+    exists: the seed's `qcc_test-mysql-1` is not read only after `qcc_test_mysql` has failed
+    (that was a second docker call in a row, 0.5 s on a busy host)."""
+    from bot.runbook.commands import render_script, step_variables
+    from bot.runbook.sections import split_sections
+    from bot.runbook.steps import StepId
+    from qcc_sandbox import SandboxDir
+    from tests.fakes.sandbox_runner import SandboxRunner
+
+    box = SandboxDir(tmp_path / "box")
+    box.load("migration_failed_seed_naming")
+    box.add_fault({"program": "docker", "args": ["logs", "qcc_test_mysql"], "mode": "delay", "delay_s": 1.5})
+    env = load_settings(data={"environments": {"test": {
+        "ssh": {"host": "127.0.0.1", "user": "root"}, "compose_project": "qcc_test", **box.config_paths()}}},
+        env={}).environment("test")
+    step = next(s for s in load_runbook().steps if s.id == StepId.HOST_FACTS)
+    assert step.script is not None
+    result = await SandboxRunner(box).run(render_script(step.script, step_variables(env), timeout_s=step.timeout_s),
+                                          timeout_s=30)
+    text, status = split_sections(result.stdout)["mysql_logs"]
+    assert status == 0 and "No such container" not in text, text  # the existing one was kept
+    starts = sorted(r.ts for r in box.commands() if r.prog == "docker" and r.has("logs"))
+    assert len(starts) == 2, box.commands()
+    assert starts[1] - starts[0] < 1.0  # the second began while the first was still held 1.5 s
