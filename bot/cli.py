@@ -47,9 +47,12 @@ def _version() -> str:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # `analyze` and `demo` read no configuration (a bundle, the built-in sandbox): they take
+    # `verbose` only, so a `--config` given to them is refused instead of silently ignored.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    common = argparse.ArgumentParser(add_help=False, parents=[verbose])
     common.add_argument("--config", metavar="PATH", help="YAML config (default: $QCC_CONFIG or ./qcc.yaml)")
-    common.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
 
     fmt = argparse.ArgumentParser(add_help=False)
     fmt.add_argument("--format", choices=("text", "json"), default="text", help="report format")
@@ -73,10 +76,10 @@ def _build_parser() -> argparse.ArgumentParser:
     f.add_argument("action", nargs="?", metavar="ACTION",
                    help="fix to run: its id (e.g. add_column) or number; without it, list the fixes")
 
-    a = sub.add_parser("analyze", parents=[common, fmt], help="re-analyze a saved bundle offline")
+    a = sub.add_parser("analyze", parents=[verbose, fmt], help="re-analyze a saved bundle offline")
     a.add_argument("bundle", metavar="DIR", help="directory written by diagnose --save-bundle")
 
-    m = sub.add_parser("demo", parents=[common, fmt],
+    m = sub.add_parser("demo", parents=[verbose, fmt],
                        help="diagnose a built-in sandbox host (no real server)")
     m.add_argument("--scenario", default="migration_failed", help="sandbox scenario (see --list-scenarios)")
     m.add_argument("--list-scenarios", action="store_true", help="list the scenarios and exit")

@@ -287,3 +287,13 @@ def test_config_path_that_is_a_directory(tmp_path: Path) -> None:
     """A directory given as the config file is one clear error, not a silent empty configuration."""
     with pytest.raises(ConfigError, match="config path is a directory, not a file"):
         load_settings(tmp_path, env={})
+
+
+@pytest.mark.parametrize("argv", [["demo", "--config", "qcc.yaml"], ["analyze", "--config", "qcc.yaml", "bundle"]])
+def test_commands_without_configuration_refuse_config(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`demo` (the built-in sandbox) and `analyze` (a bundle) read no configuration: `--config`
+    is refused with exit 2 instead of being accepted and ignored."""
+    with pytest.raises(SystemExit) as exc:
+        run(argv)
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --config" in capsys.readouterr().err
