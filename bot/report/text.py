@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from bot.models import ActionKind, Diagnosis, StepStatus
+from bot.models import ActionKind, CauseId, Diagnosis, StepStatus
 
 _STATUS_STYLE = {
     StepStatus.OK: "green",
@@ -97,7 +97,9 @@ def render_text(diagnosis: Diagnosis, console: Console) -> None:
                       escape(s.error or ""))
     console.print(steps)
 
-    console.print(Text("Likely causes (most likely first)", style="bold"))
+    # A healthy verdict is not a cause: it gets its own heading (and a green frame).
+    healthy = bool(d.causes) and d.causes[0].id == CauseId.HEALTHY
+    console.print(Text("Verdict: no cause found" if healthy else "Likely causes (most likely first)", style="bold"))
     for rank, c in enumerate(d.causes, 1):
         body: list[Text | str] = []
         if c.detail:
@@ -111,7 +113,8 @@ def render_text(diagnosis: Diagnosis, console: Console) -> None:
         # Confidence first: a long title may be cut at the terminal's width, the figure must not be.
         title = f"{rank}. {_bar(c.confidence)} {c.confidence:.0%}  {c.id} — {escape(c.title)}"
         console.print(Panel(Group(*body) if body else Text("(no evidence lines)", style="dim"),
-                            title=title, title_align="left", border_style="red" if rank == 1 else "blue"))
+                            title=title, title_align="left",
+                            border_style="green" if c.id == CauseId.HEALTHY else "red" if rank == 1 else "blue"))
 
     _render_evidence(d, console)
 

@@ -41,6 +41,8 @@ def test_demo_text_shows_checklist_and_hypotheses(tmp_path: Path) -> None:
     assert "Health checklist" in out and "Hypotheses" in out and "What changed" in out
     assert "✗" not in out.split("Health checklist", 1)[1].split("Hypotheses", 1)[0]
     assert "1. migration_failed" in out and "ruled out" in out
+    # healthy is a verdict, not a likely cause
+    assert "Verdict: no cause found" in out and "Likely causes" not in out
 
 
 def test_demo_unknown_scenario_is_a_clean_error(tmp_path: Path) -> None:
