@@ -47,8 +47,9 @@ def _version() -> str:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    # `analyze` and `demo` read no configuration (a bundle, the built-in sandbox): they take
-    # `verbose` only, so a `--config` given to them is refused instead of silently ignored.
+    # `demo` reads no configuration (the built-in sandbox): it takes `verbose` only, so a
+    # `--config` given to it is refused instead of silently ignored. (`analyze` keeps accepting
+    # it: scripts pass the same options to every command.)
     verbose = argparse.ArgumentParser(add_help=False)
     verbose.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
     common = argparse.ArgumentParser(add_help=False, parents=[verbose])
@@ -76,7 +77,7 @@ def _build_parser() -> argparse.ArgumentParser:
     f.add_argument("action", nargs="?", metavar="ACTION",
                    help="fix to run: its id (e.g. add_column) or number; without it, list the fixes")
 
-    a = sub.add_parser("analyze", parents=[verbose, fmt], help="re-analyze a saved bundle offline")
+    a = sub.add_parser("analyze", parents=[common, fmt], help="re-analyze a saved bundle offline")
     a.add_argument("bundle", metavar="DIR", help="directory written by diagnose --save-bundle")
 
     m = sub.add_parser("demo", parents=[verbose, fmt],
