@@ -35,10 +35,10 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 
 from _sandbox import ZERO_TIME, human_duration, marker_exists, utc_iso
+from _sandbox import now as clock
 
 _IDENT_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -478,7 +478,7 @@ BOOT_LINES = [
 
 def kernel_lines(state: dict) -> list[tuple[float, str]]:
     """``(epoch, text)`` of every kernel line, oldest first."""
-    boot = float((state.get("host") or {}).get("boot_time") or time.time() - 86400 * 12)
+    boot = float((state.get("host") or {}).get("boot_time") or clock() - 86400 * 12)
     lines = [(boot + off, text) for off, text in BOOT_LINES]
     lines += [(float(k["t"]), str(k["text"])) for k in state.get("kernel") or []]
     return sorted(lines, key=lambda x: x[0])

@@ -124,6 +124,14 @@ def utc_iso(ts: float, digits: int = 6) -> str:
     return f"{base}.{nanos:09d}"[: len(base) + 1 + digits] + "Z"
 
 
+def now() -> float:
+    """The simulated host's clock in epoch seconds: ``time.time()``, or ``$QCC_SANDBOX_CLOCK``
+    when set (a fixed epoch the output regression test pins so outputs compare byte for byte).
+    The command and session logs always record the real time."""
+    pinned = os.environ.get("QCC_SANDBOX_CLOCK")
+    return float(pinned) if pinned else time.time()
+
+
 def log_invocation(directory: str, prog: str, argv: list[str]) -> None:
     """Append this invocation to ``commands.log`` (one JSON line, written under a lock)."""
     now = time.time()
