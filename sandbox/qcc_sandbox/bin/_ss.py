@@ -81,9 +81,9 @@ def main(argv: list[str], directory: str, state: dict) -> int:
     if "H" not in flags:
         out.append("State  Recv-Q Send-Q Local Address:Port  Peer Address:PortProcess")
     for state_, rq, sq, local, peer, proc in rows:
-        addr, _, port = local.rpartition(":")
+        addr, _, lport = local.rpartition(":")
         paddr, _, pport = peer.rpartition(":")
-        out.append(f"{state_:<6} {rq:<6} {sq:<6} {addr:>14}:{port:<5} {paddr:>13}:{pport:<4} {proc}".rstrip())
+        out.append(f"{state_:<6} {rq:<6} {sq:<6} {addr:>14}:{lport:<5} {paddr:>13}:{pport:<4} {proc}".rstrip())
     write_out("".join(line + "\n" for line in out))
     return 0
 
