@@ -12,7 +12,13 @@ Every stand-in (``docker``, ``ss``, ``free``, ...) starts with :func:`main_wrapp
 State lives in ``<dir>/state.json`` (written by ``qcc_sandbox.SandboxDir``). Readers take a
 shared ``flock`` on ``<dir>/state.lock``; mutating commands (restart, up, rm, git checkout)
 use :func:`mutate`, which holds the exclusive lock across read-modify-write and replaces
-the file atomically. Times in the state are Unix epoch seconds (float, UTC).
+the file atomically. Times in the state are Unix epoch seconds (float, UTC). Readers load
+``<dir>/state.marshal`` instead when it was made from the current ``state.json`` (same inode,
+size and mtime; see :func:`save_state_cache`); a write through :func:`mutate` removes it.
+
+Each stand-in is a small launcher script (``bin/docker``) over a module (``bin/_docker.py``):
+modules load from cached bytecode (``bin/__pycache__``), a script is compiled at every run.
+``$QCC_SANDBOX_CLOCK`` (epoch seconds) pins the simulated clock (:func:`now`).
 """
 
 # ruff: noqa: UP017 - runs under the host's python3, which may predate datetime.UTC (3.11)
