@@ -3,6 +3,9 @@
 Layout of a sandbox directory (``$QCC_SANDBOX_DIR`` of the stand-ins)::
 
     state.json      the host's current state (see sandbox/qcc_sandbox/bin/_host.py), mode 0600
+    state.marshal   state.json parsed (marshal), tagged with its inode/size/mtime: the stand-ins
+                    read it instead of importing json (written with state.json here; a
+                    stand-in that changes the state removes it, the next reader rebuilds it)
     state.lock      flock target guarding read-modify-write of state.json
     commands.log    one JSON line per stand-in invocation: {"time", "ts", "pid", "ppid",
                     "prog", "argv", "cwd"}
@@ -85,18 +88,27 @@ def _load_stand_in_modules() -> ModuleType:
     """Import ``bin/_host.py`` (and ``_sandbox``) so the harness shares the stand-ins' logic."""
     if "_host" in sys.modules and getattr(sys.modules["_host"], "__file__", "").startswith(str(BIN_DIR)):
         return sys.modules["_host"]
-    previous = sys.dont_write_bytecode
-    sys.dont_write_bytecode = True  # keep bin/ free of __pycache__ (it ships as package data)
-    try:
-        for name in ("_sandbox", "_host"):
-            spec = importlib.util.spec_from_file_location(name, BIN_DIR / f"{name}.py")
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = previous
+    # Their bytecode goes to bin/__pycache__ (git-ignored), as the stand-ins' own imports do.
+    for name in ("_sandbox", "_host"):
+        spec = importlib.util.spec_from_file_location(name, BIN_DIR / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
     return sys.modules["_host"]
+
+
+def _write_state(path: Path, state_text: str) -> None:
+    """Replace ``<dir>/state.json`` with ``state_text`` and refresh the stand-ins' parsed copy
+    (``state.marshal``, see ``bin/_sandbox.py``) so they need not parse JSON. Caller holds the
+    exclusive lock."""
+    state_path = path / "state.json"
+    tmp = state_path.with_suffix(".json.tmp")
+    tmp.write_text(state_text)
+    tmp.chmod(0o600)
+    os.replace(tmp, state_path)
+    _load_stand_in_modules()
+    sys.modules["_sandbox"].save_state_cache(str(path), json.loads(state_text))
 
 
 class SandboxDir:
@@ -195,10 +207,7 @@ class SandboxDir:
             database=database.as_state(sc.database.container_database) if database else None,
         )
         with self._lock(exclusive=True):
-            tmp = self.state_path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-            tmp.chmod(0o600)
-            os.replace(tmp, self.state_path)
+            _write_state(self.path, json.dumps(state, indent=1, sort_keys=True))
         if reset_logs:
             for log in (self.commands_log, self.sessions_log):
                 log.write_bytes(b"")
@@ -230,10 +239,7 @@ class SandboxDir:
         with self._lock(exclusive=True):
             state = json.loads(self.state_path.read_text())
             result = fn(state)
-            tmp = self.state_path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-            tmp.chmod(0o600)
-            os.replace(tmp, self.state_path)
+            _write_state(self.path, json.dumps(state, indent=1, sort_keys=True))
             return result
 
     def add_fault(self, fault: Fault | Mapping[str, Any]) -> None:

@@ -8,10 +8,7 @@ unknown flag raises :class:`Exit` 125 with docker's wording (``unknown flag: --x
 
 from __future__ import annotations
 
-import json
-import re
-
-from _sandbox import Exit
+from _sandbox import Exit, to_json
 
 
 def usage_error(cmd: str, message: str, code: int = 125) -> Exit:
@@ -87,17 +84,12 @@ def parse(argv: list[str], spec: dict, cmd: str, *, interspersed: bool = True) -
 
 def go_json(obj, indent: int | None = None) -> str:
     """JSON as Go's ``encoding/json`` writes it: sorted keys, ``<``, ``>``, ``&`` escaped."""
-    text = json.dumps(
-        obj,
-        sort_keys=True,
-        ensure_ascii=False,
-        indent=indent,
-        separators=(",", ":") if indent is None else (",", ": "),
+    return to_json(
+        obj, sort_keys=True, indent=indent, separators=(",", ":") if indent is None else (",", ": "), go=True
     )
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-_FIELD_RE = re.compile(r"\{\{\s*(json\s+)?\.([A-Za-z0-9_.]*)\s*\}\}")
+_FIELD_PATTERN = r"\{\{\s*(json\s+)?\.([A-Za-z0-9_.]*)\s*\}\}"
 
 
 def _lookup(obj, path: str):
@@ -127,6 +119,10 @@ def render_template(fmt: str, obj: dict) -> str:
 
     ``\\t`` and ``\\n`` written literally in the format become tab and newline (as docker does).
     """
+    if fmt == "{{json .}}":  # what the bot asks for; skips importing re (~10 ms of start-up)
+        return go_json(obj)
+    import re
+
     fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
 
     def sub(m: re.Match) -> str:
@@ -135,7 +131,7 @@ def render_template(fmt: str, obj: dict) -> str:
             return go_json(value)
         return _go_str(value)
 
-    return _FIELD_RE.sub(sub, fmt)
+    return re.sub(_FIELD_PATTERN, sub, fmt)
 
 
 def table(headers: list[str], rows: list[list[str]], pad: int = 3) -> str:
@@ -159,6 +155,8 @@ def format_rows(fmt: str | None, rows: list[dict], headers: list[tuple[str, str]
     if fmt.startswith("table "):
         tmpl = fmt[len("table ") :]
         cols = [c for c in tmpl.replace("\\t", "\t").split("\t")]
+        import re
+
         titles = [re.sub(r"[{}.]|json", "", c).strip().upper() for c in cols]
         body = [[render_template(c, r) for c in cols] for r in rows]
         return table(titles, body)

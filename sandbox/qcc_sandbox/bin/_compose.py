@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-import time
 
 import _host as host
 from _cli import Exit, format_rows, go_json, parse, usage_error
 from _sandbox import hang_forever, mutate, write_err, write_out
+from _sandbox import now as clock
 
 GLOBAL_SPEC = {
     "project": ("project-name", "p", "value"),
@@ -108,7 +108,7 @@ def cmd_ps(state: dict, project: str, argv: list[str]) -> int:
         },
         "docker compose ps",
     )
-    now = time.time()
+    now = clock()
     found = [
         c
         for c in _project_containers(state, project)
@@ -154,7 +154,7 @@ def cmd_restart(directory: str, project: str, argv: list[str]) -> int:
     )
 
     def run(state: dict) -> tuple[list[str], str | None]:
-        now = time.time()
+        now = clock()
         order = _order(state, pos, with_deps=False)
         lines: list[str] = []
         for svc in order:
@@ -194,7 +194,7 @@ def cmd_up(directory: str, project: str, argv: list[str]) -> int:
         raise Exit(1, "--build and --no-build are incompatible\n")
 
     def run(state: dict) -> tuple[list[str], str | None]:
-        now = time.time()
+        now = clock()
         head = (state.get("git") or {}).get("head")
         lines: list[str] = []
         for svc in _order(state, pos, with_deps=not opts["no_deps"]):
@@ -260,7 +260,7 @@ def _simple(directory: str, project: str, argv: list[str], name: str, verb: tupl
     )
 
     def run(state: dict) -> tuple[list[str], str | None]:
-        now = time.time()
+        now = clock()
         lines: list[str] = []
         order = _order(state, pos, with_deps=False)
         if name in ("stop", "down"):
@@ -296,7 +296,7 @@ def cmd_logs(state: dict, project: str, argv: list[str]) -> int:
         },
         "docker compose logs",
     )
-    now = time.time()
+    now = clock()
     tail = None if opts["tail"] in (None, "all") else int(opts["tail"])
     for c in reversed(_project_containers(state, project)):
         if pos and c.get("service") not in pos:

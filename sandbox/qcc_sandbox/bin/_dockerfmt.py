@@ -11,8 +11,6 @@ the MySQL service (a healthcheck in the stack's compose file) shows ``(healthy)`
 # ruff: noqa: UP017 - runs under the host's python3, which may predate datetime.UTC (3.11)
 from __future__ import annotations
 
-import re
-
 import _host as host
 from _sandbox import Exit
 
@@ -72,6 +70,8 @@ def _filter_ok(c: dict, key: str, values: list[str], now: float) -> bool:
             if (labels.get(k) == v) if eq else (k in labels):
                 return True
         elif key == "name":
+            import re
+
             if re.search(value, c["name"]):
                 return True
         elif key == "id":
