@@ -129,9 +129,18 @@ class StateStore(TriggerStateMixin):
             raise ConfigError(f"cannot open the state store: {type(exc).__name__}") from exc
 
     async def aclose(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+        """Dispose the pool. A cancellation that lands meanwhile (Ctrl-C while the bot is
+        closing) waits for the connections to close (milliseconds) and is then re-raised: a
+        pool cut mid-close logs a traceback and may leave the SQLite file locked."""
+        if self._engine is None:
+            return
+        engine, self._engine = self._engine, None
+        closing = asyncio.ensure_future(engine.dispose())
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            await closing
+            raise
 
     async def check(self, timeout_s: float = 3.0) -> str | None:
         """None when the database answers a query within ``timeout_s``, else a short reason."""

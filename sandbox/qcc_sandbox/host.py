@@ -83,6 +83,23 @@ class _Server(asyncssh.SSHServer):
         return False  # no remote forwarding
 
 
+def _session_members(sid: int) -> list[int]:
+    """Pids of the processes in session ``sid`` (Linux ``/proc``; empty elsewhere)."""
+    members = []
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()  # after "pid (comm) ": state ppid pgrp session
+        if len(fields) > 3 and int(fields[3]) == sid:
+            members.append(int(entry.name))
+    return members
+
+
 def _close_transport(proc: asyncio.subprocess.Process) -> None:
     """Close a finished subprocess's pipes now, while the loop runs.
 
@@ -221,7 +238,13 @@ class SandboxHost:
                 await asyncio.wait_for(proc.wait(), 2)
             _close_transport(proc)
         if self._own_root and self._root is not None:
-            shutil.rmtree(self._root, ignore_errors=True)
+            # A stand-in killed a moment ago may still have been appending to a log in here:
+            # remove until nothing is left (a few tries, 50 ms apart).
+            for _ in range(20):
+                shutil.rmtree(self._root, ignore_errors=True)
+                if not self._root.exists():
+                    break
+                await asyncio.sleep(0.05)
 
     # ---------------------------------------------------------------- configuration
     def config_data(self) -> dict[str, Any]:
@@ -304,9 +327,13 @@ class SandboxHost:
 
     @staticmethod
     def _kill(proc: asyncio.subprocess.Process) -> None:
-        if proc.returncode is None:
+        """SIGKILL the command's whole session: its process group, and what left the group
+        (GNU ``timeout`` runs its command in a group of its own) but not the session."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in _session_members(proc.pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
 
     async def _handle(self, process: asyncssh.SSHServerProcess) -> None:
         """Run one exec request; report its exit status or signal."""
