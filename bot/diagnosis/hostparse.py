@@ -319,16 +319,22 @@ _DEPLOY_RE = re.compile(r"^(\d+)\s+(\d+)\s+(.+)$")
 
 
 def parse_deploy_procs(text: str) -> list[DeployProc]:
-    """Parse ``ps -eo pid,etimes,args | grep -E 'deploy-server\\.sh|docker[- ]compose .*(up|build)|...'``.
+    """Parse the deploy processes of the ``host_facts`` step: the lines of its one ``ps -eo
+    pid,ppid,rss,pcpu,etimes,comm,args`` read that match ``deploy-server\\.sh|docker[- ]compose
+    .*(up|build)|docker(-buildx)? build`` (older captures: ``ps -eo pid,etimes,args | grep``).
 
-    Lines of the grep pipeline itself are ignored.
+    Lines of a grep pipeline and of ``ps`` itself are ignored.
     """
     out = []
     for line in _lines(text):
-        m = _DEPLOY_RE.match(line)
-        if not m or "grep" in m.group(3) or "ps -eo" in m.group(3):
+        if wide := _PS_RE.match(line):
+            pid, elapsed, args = wide.group(1), wide.group(5), wide.group(7) or wide.group(6)
+        elif m := _DEPLOY_RE.match(line):
+            pid, elapsed, args = m.group(1), m.group(2), m.group(3)
+        else:
             continue
-        args = m.group(3)
+        if "grep" in args or "ps -eo" in args:
+            continue
         if "deploy-server.sh" in args:
             kind = "deploy_script"
         elif re.search(r"docker[- ]compose\b.*\b(up|build)\b", args):
@@ -337,7 +343,7 @@ def parse_deploy_procs(text: str) -> list[DeployProc]:
             kind = "build"
         else:
             continue
-        out.append(DeployProc(pid=int(m.group(1)), elapsed_s=int(m.group(2)), args=args, kind=kind, raw=line))
+        out.append(DeployProc(pid=int(pid), elapsed_s=int(elapsed), args=args, kind=kind, raw=line))
     return out
 
 

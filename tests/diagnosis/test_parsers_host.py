@@ -122,11 +122,15 @@ def test_git_log(quirk: str) -> None:
 
 
 @pytest.mark.parametrize("quirk", QUIRKS)
-def test_deploy_procs(quirk: str) -> None:
-    """deploy-server.sh, `docker compose ... build|up --build` and buildx are deploys; the grep is not."""
-    procs = parse_deploy_procs(QUIRKS[quirk](fixture("deploy_procs.txt")))
-    assert [(p.pid, p.kind) for p in procs] == [(24117, "deploy_script"), (24388, "compose"),
-                                                (24391, "build"), (24502, "compose")]
+@pytest.mark.parametrize("name", ["deploy_procs_wide.txt", "deploy_procs.txt"])
+def test_deploy_procs(quirk: str, name: str) -> None:
+    """deploy-server.sh, `docker compose ... build|up --build` and buildx are deploys; the grep and
+    `ps` itself are not. Lines come from host_facts' one `ps -eo pid,ppid,rss,pcpu,etimes,comm,args`
+    read (wide), or, in older captures, from `ps -eo pid,etimes,args | grep`."""
+    procs = parse_deploy_procs(QUIRKS[quirk](fixture(name)))
+    assert [(p.pid, p.kind, p.elapsed_s) for p in procs] == [
+        (24117, "deploy_script", 95), (24388, "compose", 71), (24391, "build", 70), (24502, "compose", 6)]
+    assert procs[0].args == "/bin/bash ./scripts/deploy-server.sh test"
 
 
 @pytest.mark.parametrize("quirk", DOCUMENT_QUIRKS)
