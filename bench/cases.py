@@ -268,7 +268,41 @@ def case_many_envs(count: int = 10, latency: float = 0.5) -> dict[str, Any]:
         diagnoses = 2 * 1 + 2 * count
         result["host_cpu_s_per_diagnosis"] = (children.ru_utime + children.ru_stime) / diagnoses
         result["host_cpu_floor_s"] = result["host_cpu_s_per_diagnosis"] * count / (os.cpu_count() or 1)
+        result["in_memory"] = _many_envs_in_memory(count, latency)
         return result
+
+
+def _many_envs_in_memory(count: int, latency: float) -> dict[str, Any]:
+    """The bot's side alone: ``count`` environments whose hosts are in-memory transports (the
+    migration-failed host, every remote command answering after ``latency`` s, no host CPU on
+    these cores), one alone vs all at once (best of 2 each)."""
+    from bot.app import lifespan
+    from bot.config import load_settings
+    from bot.transports.base import EnvironmentTransports
+    from bot.transports.fake import FakeTransportProvider
+    from tests.slack.scenario import migration_failed
+
+    names = [f"m{i}" for i in range(count)]
+    env = {"ssh": {"host": "127.0.0.1", "user": "root"}, "compose_project": "qcc_test",
+           "mysql": {"user": "qcc", "database": "qcc_proxy"}}
+    settings = load_settings(data={"environments": {n: env for n in names}}, env={})
+
+    async def go(which: list[str]) -> float:
+        envs = {}
+        for n in names:
+            shell, sql = migration_failed()
+            shell.delay_s = latency
+            envs[n] = EnvironmentTransports(n, shell, sql)
+        async with lifespan(settings, transports=FakeTransportProvider(envs)) as services:
+            t0 = time.perf_counter()
+            runs = await asyncio.gather(*(services.diagnosis.diagnose(n) for n in which))
+            elapsed = time.perf_counter() - t0
+        assert all(r.diagnosis.causes for r in runs)
+        return elapsed
+
+    one = min(asyncio.run(go(names[:1])) for _ in range(2))
+    many = min(asyncio.run(go(names)) for _ in range(2))
+    return {"one_s": one, "many_s": many, "ratio": many / one}
 
 
 # ------------------------------------------------------------------------ HTTP /qcc diagnose

@@ -122,7 +122,11 @@ def rows_many_envs(r: dict[str, Any]) -> list[Row]:
              f"on these {r['cores']} cores)", "<= 2x", r["ratio"] <= 2),
             (f"{r['count']} environments at once vs max(one, the hosts' CPU floor)",
              f"{r['many_s'] / max(r['one_s'], r['host_cpu_floor_s']):.2f}x  (what is left once the sandbox hosts' "
-             "own CPU on the shared cores is accounted for)", "", None)]
+             "own CPU on the shared cores is accounted for)", "", None),
+            *([(f"{r['count']} environments at once vs one, in-memory hosts (the bot alone, "
+                f"{r['latency_s']:g} s per remote cmd)",
+                f"{r['in_memory']['ratio']:.2f}x  ({r['in_memory']['many_s']:.2f} s / {r['in_memory']['one_s']:.2f} s)",
+                "<= 2x", r["in_memory"]["ratio"] <= 2)] if "in_memory" in r else [])]
 
 
 def rows_startup(r: dict[str, Any]) -> list[Row]:
