@@ -262,6 +262,14 @@ def cmd_rm(argv: list[str], directory: str, state: dict) -> int:
     )
 
 
+# `docker stop` and `docker restart` take the same options.
+STOP_SPEC = {
+    "time": ("time", "t", "value"),
+    "timeout": ("timeout", "", "value"),
+    "signal": ("signal", "s", "value"),
+}
+
+
 def cmd_stop(argv: list[str], directory: str, state: dict) -> int:
     def factory(st: dict, opts: dict, now: float):
         return lambda c: host.stop_container(c, now) and None
@@ -270,11 +278,7 @@ def cmd_stop(argv: list[str], directory: str, state: dict) -> int:
         "stop",
         argv,
         directory,
-        {
-            "time": ("time", "t", "value"),
-            "timeout": ("timeout", "", "value"),
-            "signal": ("signal", "s", "value"),
-        },
+        STOP_SPEC,
         factory,
     )
 
@@ -325,11 +329,7 @@ def cmd_restart(argv: list[str], directory: str, state: dict) -> int:
         "restart",
         argv,
         directory,
-        {
-            "time": ("time", "t", "value"),
-            "timeout": ("timeout", "", "value"),
-            "signal": ("signal", "s", "value"),
-        },
+        STOP_SPEC,
         factory,
     )
 
