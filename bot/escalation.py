@@ -154,7 +154,7 @@ class EscalationCollector:
         readme = [f"qcc escalation bundle for environment {env_name} ({stamp})", "",
                   "proxy.log       complete docker logs of the proxy container",
                   "ci-run.log      latest GitHub Actions run log (when configured)",
-                  "resources.txt   docker stats, free -m, df, ps",
+                  "resources.txt   container CPU/memory (docker stats columns), free -m, df, ps",
                   "diagnosis.json  the latest diagnosis report",
                   "bundle/         replayable bundle: qcc-bot analyze bundle/", ""]
         readme += [f"NOTE: {n}" for n in notes]
