@@ -47,9 +47,9 @@ def _version() -> str:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    # `demo` reads no configuration (the built-in sandbox): it takes `verbose` only, so a
-    # `--config` given to it is refused instead of silently ignored. (`analyze` keeps accepting
-    # it: scripts pass the same options to every command.)
+    # `demo` reads no configuration (the built-in sandbox): a `--config` given to it is refused
+    # with the reason instead of silently ignored. (`analyze` accepts it, checked: scripts pass
+    # the same options to every command.)
     verbose = argparse.ArgumentParser(add_help=False)
     verbose.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
     common = argparse.ArgumentParser(add_help=False, parents=[verbose])
@@ -82,6 +82,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("demo", parents=[verbose, fmt],
                        help="diagnose a built-in sandbox host (no real server)")
+    m.add_argument("--config", help=argparse.SUPPRESS)  # refused with a reason, see _demo
     m.add_argument("--scenario", default="migration_failed", help="sandbox scenario (see --list-scenarios)")
     m.add_argument("--list-scenarios", action="store_true", help="list the scenarios and exit")
     m.add_argument("--save-bundle", metavar="DIR", help="also write the raw step outputs to DIR")
@@ -204,6 +205,11 @@ def _analyze(args: argparse.Namespace, out: TextIO) -> int:
     from bot.bundle import load_bundle
     from bot.diagnosis.engine import analyze
 
+    if args.config is not None:  # not needed (the bundle holds its context), but a named file must exist
+        from bot.config import load_settings
+
+        load_settings(args.config)
+
     bundle = load_bundle(args.bundle)
     diagnosis = analyze(bundle.steps, bundle.context, started_at=bundle.started_at,
                         duration_s=bundle.duration_s)
@@ -215,6 +221,9 @@ def _analyze(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.config is not None:
+        raise UserError("demo runs on its built-in sandbox host and reads no configuration; "
+                        f"to diagnose the environments of {args.config}: qcc-bot diagnose --config {args.config}")
     # The host simulator is a separate package (sandbox/, not in the wheel or the image).
     try:
         from qcc_sandbox.demo import list_scenarios, run_demo

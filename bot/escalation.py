@@ -35,7 +35,6 @@ from pydantic import BaseModel, Field
 from bot.bundle import Bundle, save_bundle
 from bot.config import Settings
 from bot.diagnosis.parsers import (
-    CGROUP_HEADER,
     ContainerStats,
     human_bytes,
     parse_docker_ps,
@@ -57,12 +56,14 @@ PART_SUFFIX_LEN = 6  # split -a 6: 26**6 parts of CHUNK_LINES lines, far beyond 
 
 
 def stats_table(rows: list[ContainerStats], names: dict[str, str]) -> str:
-    """``docker stats --no-stream``'s columns for rows read from cgroup files, named from
-    ``names`` (container id -> name; an unknown id shows as its 12-character short id)."""
-    lines = ["(read from the containers' cgroup files: the figures docker stats --no-stream shows)",
+    """``docker stats --no-stream``'s columns for the resource step's rows (read from cgroup files,
+    or ``docker stats`` JSON where none was found); a cgroup row is named from ``names``
+    (container id -> name; an unknown id shows as its 12-character short id)."""
+    cgroup = bool(rows) and rows[0].source == "cgroup files"
+    lines = ["(read from the containers' cgroup files)" if cgroup else "(read from docker stats --no-stream)",
              f"{'NAME':<32} {'CONTAINER ID':<12}  {'CPU %':>8}  {'MEM USAGE / LIMIT':<24} {'MEM %':>7}  PIDS"]
     for r in rows:
-        name = names.get(r.id) or r.id[:12]
+        name = r.name or names.get(r.id) or r.id[:12]
         mem = (f"{human_bytes(r.mem_usage)} / {human_bytes(r.mem_limit)}"
                if r.mem_usage is not None and r.mem_limit else "--")
         cpu = f"{r.cpu_pct:.2f}%" if r.cpu_pct is not None else "--"
@@ -278,6 +279,6 @@ class EscalationCollector:
                 if s.error:
                     fh.write(redact(f"error: {s.error}") + "\n")
                 text = s.output.rstrip()
-                if s.id == StepId.RESOURCE_USAGE and s.status == StepStatus.OK and CGROUP_HEADER in text:
-                    text = stats_table(parse_resource_usage(text), names)
+                if s.id == StepId.RESOURCE_USAGE and s.status == StepStatus.OK and (rows := parse_resource_usage(text)):
+                    text = stats_table(rows, names)
                 fh.write(redact(text) + "\n\n")

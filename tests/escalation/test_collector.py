@@ -123,6 +123,7 @@ async def test_archive_has_complete_redacted_log_and_ci_run(tmp_path, github, mo
     assert "health check failed after 60s" in members["ci-run.log"]
     assert "conclusion=failure" in members["ci-run.log"]
     assert "Container resource usage" in members["resources.txt"]
+    assert "MEM USAGE / LIMIT" in members["resources.txt"] and "{\"BlockIO\"" not in members["resources.txt"]
     assert "diagnosis: none recorded" in members["README.txt"]
     for text in members.values():
         assert MYSQL_PASSWORD not in text and GH_TOKEN not in text
@@ -201,7 +202,7 @@ async def test_split_pipeline_on_a_real_shell_returns_the_whole_log(tmp_path, mo
 
 
 def test_cgroup_usage_is_written_as_docker_stats_columns() -> None:
-    """resources.txt shows a cgroup read as `docker stats` does: names from `docker ps`, CPU %,
+    """resources.txt shows a cgroup read in `docker stats` columns: names from `docker ps`, CPU %,
     MEM USAGE / LIMIT, MEM %, PIDS; an id `docker ps` did not list keeps its short id."""
     from bot.diagnosis.parsers import parse_resource_usage
     from bot.escalation import stats_table
