@@ -50,13 +50,22 @@ def _proxy_running(f: Facts) -> CheckItem:
     health = (d.health if d else None) or (ep.ps_health(f.proxy.status) if f.proxy else None)
     if health == "unhealthy":
         return _item("proxy_running", label, "fail", f"{row}; Health.Status=unhealthy", settle)
-    if f.restart_count > 0 or len(f.crashed_runs) > 0:
+    current_crashed = f.run is not None and f.run.fatal is not None
+    if f.restart_count > 0 or current_crashed:
         why = f"RestartCount={f.restart_count}" if f.restart_count else \
             f"{len(f.crashed_runs)} crashed run(s) in the log"
         return _item("proxy_running", label, "fail", f"{row}; {why}", settle)
     if f.proxy_state is None:
         return _item("proxy_running", label, "unknown", f"{row} (restart count unknown: "
                      f"{f.availability(StepId.CONTAINER_INSPECT).describe(StepId.CONTAINER_INSPECT)})", settle)
+    # Runs that crashed *before* the current one, with RestartCount=0: no restart policy
+    # restarted them (the compose file has none); someone started the proxy again (the fix's
+    # restart, a deploy), and this run is the one being judged. Shown, not failed.
+    earlier = [r for r in f.crashed_runs if r is not f.run]
+    if earlier and f.run is not None and f.run.first is not None:
+        return _item("proxy_running", label, "ok", f"{row}; RestartCount=0; {len(earlier)} earlier run(s) "
+                     f"crashed before this run started at "
+                     f"{f.run.first.ts.strftime('%Y-%m-%d %H:%M:%S') if f.run.first.ts else '?'}")
     return _item("proxy_running", label, "ok", f"{row}; RestartCount=0")
 
 

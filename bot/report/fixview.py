@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from bot.fixes import FixOutcome
 from bot.incidents import RecordedDiagnosis
-from bot.models import Action, ActionKind
+from bot.models import Action, ActionKind, CauseId
 from bot.state.models import ApprovalStatus
 from bot.state.records import Approval
 
@@ -31,7 +31,11 @@ def render_fix_list(recorded: RecordedDiagnosis, console: Console, *, demo: bool
     """The runnable fixes of a diagnosis, numbered, each with its exact commands (``demo``: the
     sandbox's environment exists only for this run, so no ``qcc-bot fix`` hint is printed)."""
     if not recorded.proposals:
-        console.print("no runnable fix was proposed by this diagnosis")
+        top = recorded.diagnosis.top_cause
+        if top is not None and top.id == CauseId.HEALTHY:
+            console.print("[green]the proxy is healthy: nothing left to fix[/]")
+        else:
+            console.print("no runnable fix was proposed by this diagnosis")
         return
     console.print(f"{len(recorded.proposals)} fix(es) proposed:")
     for i, proposal in enumerate(recorded.proposals, 1):

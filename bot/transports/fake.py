@@ -7,7 +7,8 @@ or an exception instance to raise). Every command is appended to ``commands_run`
 A multi-part runbook script (``part <id> <command or function>; ...``, see
 :mod:`bot.runbook.sections`) is answered part by part: each part's command text (or the body of
 the shell function it calls) is looked up like a command, and the answers are joined with the
-part markers. A key starting with ``part `` answers the whole multi-part command instead.
+part markers (a part that names shell functions, ``part proxy_root got root``, is looked up by
+their bodies). A key starting with ``part `` answers the whole multi-part command instead.
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ class FakeCommandRunner:
         bodies = dict(_FUNC_RE.findall(script))
         out = []
         for part_id, call in _PART_RE.findall(script):
-            name = call.split()[0]
-            text = bodies.get(name, call) if name in bodies and name != "part" else call
+            # the part's command, or the bodies of the shell functions it names (``procs``;
+            # ``got version``: a helper and the function whose output it collects)
+            named = [bodies[w] for w in call.split() if w in bodies and w != "part"]
+            text = " ".join(named) if named else call
             resp = next((r for key, r in self.responses.items() if key in text), None)
             if isinstance(resp, BaseException):
                 raise resp

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from bot.diagnosis import crashrules, rules
+from bot.diagnosis.checklist import build_checklist
 from bot.diagnosis.context import AnalysisContext
 from bot.diagnosis.facts import Facts
 
 from .builders import (
     FREE_LOW,
     FREE_OK,
+    START,
     facts,
     healthy_host,
     inspect_obj,
@@ -376,3 +378,23 @@ def test_long_running_proxy_with_start_outside_the_tail_is_healthy(ctx: Analysis
     assert "outside the captured log" in " ".join(hit.evidence)
     starting = logtext(*start("using MySQL"))
     assert not _healthy(facts(ctx, **healthy_host(), proxy_logs=starting, deployed_version=version))
+
+
+def test_a_crash_before_a_manual_restart_is_history(ctx: AnalysisContext) -> None:
+    """RestartCount=0 (no restart policy) and an earlier run that crashed, then a clean run that
+    listens and answers: healthy, the earlier crash shown on the checklist line. The same log with
+    RestartCount=1 (the policy restarted it) is not healthy."""
+    version = '{"version":"v1.9.4","git_commit":"8c2d41f","build_date":"2025-12-10T05:58:11Z"}'
+    crashed = [*start("using MySQL"), (1.5, "Error 1054 (42S22): Unknown column 'health_check_model' in 'field list'")]
+    again = [(t + 200, *rest) for t, *rest in START]
+    log = logtext(*crashed, *again)
+    ok = facts(ctx, **healthy_host(), proxy_logs=log, deployed_version=version)
+    hit = rules.healthy(ok)
+    assert hit is not None and hit.id == "healthy", hit
+    item = next(i for i in build_checklist(ok) if i.id == "proxy_running")
+    assert item.status == "ok" and "1 earlier run(s) crashed before this run started" in item.line
+    host = healthy_host()
+    host["container_inspect"] = [inspect_obj("qcc_test_proxy", "running", pid=3990, restarts=1),
+                                 inspect_obj("qcc_test_mysql", "running", pid=1822, service="mysql")]
+    restarted = rules.healthy(facts(ctx, **host, proxy_logs=log, deployed_version=version))
+    assert restarted is None or restarted.id != "healthy"

@@ -117,6 +117,9 @@ def test_demo_fix_shows_the_whole_loop(tmp_path: Path) -> None:
     assert "demo: typed for you" in out
     assert "fix succeeded" in out and "verification: column" in out
     assert "approval_succeeded" in out and "terminal_fix_refused" not in out
+    # the loop ends on a healthy proxy: the crash before the restart is history, not a failure
+    assert "the proxy is healthy: nothing left to fix" in out
+    assert out.rstrip().splitlines()[-1].split()[-2:] == ["healthy", "0.85"]
     assert list(tmp_path.iterdir()) == []
 
 

@@ -55,3 +55,30 @@ async def test_mysql_log_candidates_are_read_at_once(tmp_path) -> None:
     starts = sorted(r.ts for r in box.commands() if r.prog == "docker" and r.has("logs"))
     assert len(starts) == 2, box.commands()
     assert starts[1] - starts[0] < 1.0  # the second began while the first was still held 1.5 s
+
+
+async def test_http_checks_run_at_once(tmp_path) -> None:
+    """proxy_http sends `/version` and `/` at the same time: a proxy that holds one request costs
+    one curl deadline, not two in a row (the overloaded host: both time out)."""
+    from bot.runbook.commands import render_script, step_variables
+    from bot.runbook.sections import split_sections
+    from bot.runbook.steps import StepId
+    from qcc_sandbox import SandboxDir
+    from tests.fakes.sandbox_runner import SandboxRunner
+
+    box = SandboxDir(tmp_path / "box")
+    box.load("healthy")
+    box.add_fault({"program": "curl", "args": ["http://127.0.0.1:8001/version"], "mode": "delay", "delay_s": 1.5})
+    env = load_settings(data={"environments": {"test": {
+        "ssh": {"host": "127.0.0.1", "user": "root"}, "compose_project": "qcc_test", **box.config_paths()}}},
+        env={}).environment("test")
+    step = next(s for s in load_runbook().steps if s.id == "proxy_http")
+    assert step.script is not None
+    result = await SandboxRunner(box).run(render_script(step.script, step_variables(env), timeout_s=step.timeout_s),
+                                          timeout_s=30)
+    parts = split_sections(result.stdout)
+    assert parts[StepId.DEPLOYED_VERSION][1] == 0 and '"version"' in parts[StepId.DEPLOYED_VERSION][0]
+    assert parts[StepId.PROXY_ROOT][0].strip() == "200" and parts[StepId.PROXY_ROOT][1] == 0
+    starts = sorted(r.ts for r in box.commands() if r.prog == "curl")
+    assert len(starts) == 2, box.commands()
+    assert starts[1] - starts[0] < 1.0  # `/` was asked while `/version` was still held 1.5 s
