@@ -244,6 +244,12 @@ async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not args.scenario.strip():
         raise BadCommand("--scenario needs a name (see --list-scenarios)")
     if args.fix:
+        if args.format == "json":
+            raise BadCommand("demo --fix shows the loop as text (prompts, fixes, audit rows); "
+                             "--format json is for one report: qcc-bot demo --format json")
+        if args.save_bundle:
+            raise BadCommand("demo --fix runs several diagnoses; --save-bundle saves one: "
+                             "qcc-bot demo --save-bundle DIR")
         from bot.cli_fix import demo_fix
 
         return await demo_fix(args.scenario, out=out, err=err)

@@ -139,8 +139,10 @@ def render_text(diagnosis: Diagnosis, console: Console) -> None:
                 console.print(Text("  " + line))
 
     if d.actions:
+        runnable = any(a.kind != ActionKind.ADVICE for a in d.actions)
         console.print(Text("Suggested fixes (each needs an approval: in Slack, or `qcc-bot fix` "
-                           "with the typed environment name)", style="bold"))
+                           "with the typed environment name)" if runnable else
+                           "Advice (nothing the bot can run for this cause: steps for a person)", style="bold"))
         for a in d.actions:
             kind = "advice" if a.kind == ActionKind.ADVICE else a.kind.value
             console.print(Text.assemble((f"• {a.id}", "bold"), f" [{kind}] {a.title}"))

@@ -301,3 +301,12 @@ def test_analyze_with_a_missing_config_is_refused(tmp_path: Path, capsys: pytest
     is an error, as for every other command."""
     assert run(["analyze", str(tmp_path), "--config", str(tmp_path / "nope.yaml")]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("extra", "says"), [(["--format", "json"], "--format json is for one report"),
+                                             (["--save-bundle", "b"], "--save-bundle saves one")])
+def test_demo_fix_refuses_one_report_options(extra: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`demo --fix` is a text loop of several diagnoses: a one-report option is refused (exit 2),
+    not silently ignored."""
+    assert run(["demo", "--fix", *extra]) == 2
+    assert says in capsys.readouterr().err

@@ -84,3 +84,12 @@ def test_no_secret_in_any_cli_output(e2e_host: Callable[..., E2EHost], tmp_path:
         found = leaked(run.stdout + run.stderr, secrets)
         assert found == [], f"{found} leaked by qcc-bot {' '.join(run.args)}"
     json.loads(runs[0].stdout)
+
+
+def test_advice_only_is_not_called_a_fix(tmp_path: Path) -> None:
+    """The overloaded host's report offers advice only (nothing the bot runs): its heading says
+    so instead of promising approvals."""
+    run = run_cli(["demo", "--scenario", "startup_health_check_overload"], cwd=tmp_path)
+    assert run.returncode == 0, run.describe()
+    assert "Advice (nothing the bot can run for this cause" in run.stdout
+    assert "Suggested fixes (each needs an approval" not in run.stdout
