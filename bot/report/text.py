@@ -111,7 +111,8 @@ def render_text(diagnosis: Diagnosis, console: Console) -> None:
         if c.rule_out:
             body.append(Text("rule out: " + c.rule_out, style="dim"))
         # Confidence first: a long title may be cut at the terminal's width, the figure must not be.
-        title = f"{rank}. {_bar(c.confidence)} {c.confidence:.0%}  {c.id} — {escape(c.title)}"
+        number = "" if c.id == CauseId.HEALTHY else f"{rank}. "  # a verdict, not a ranked cause
+        title = f"{number}{_bar(c.confidence)} {c.confidence:.0%}  {c.id} — {escape(c.title)}"
         console.print(Panel(Group(*body) if body else Text("(no evidence lines)", style="dim"),
                             title=title, title_align="left",
                             border_style="green" if c.id == CauseId.HEALTHY else "red" if rank == 1 else "blue"))

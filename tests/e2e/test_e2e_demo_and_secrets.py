@@ -43,6 +43,8 @@ def test_demo_text_shows_checklist_and_hypotheses(tmp_path: Path) -> None:
     assert "1. migration_failed" in out and "ruled out" in out
     # healthy is a verdict, not a likely cause
     assert "Verdict: no cause found" in out and "Likely causes" not in out
+    card = out.split("Verdict: no cause found", 1)[1].split("\n", 2)[1]  # the verdict's own card, unnumbered
+    assert "healthy — " in card and "1. " not in card
 
 
 def test_demo_unknown_scenario_is_a_clean_error(tmp_path: Path) -> None:
