@@ -163,7 +163,7 @@ def _memory(f: Facts) -> CheckItem:
     if exhausted is None or f.memory is None:
         return _item("memory", label, "unknown", f.availability(StepId.HOST_MEMORY).describe(StepId.HOST_MEMORY)
                      + ("" if not f.ok(StepId.HOST_MEMORY) else " (no `Mem:` row understood)"), settle)
-    return _item("memory", label, "fail" if exhausted else "ok", f"free -m: {f.memory.raw}", settle)
+    return _item("memory", label, "fail" if exhausted else "ok", f.memory.evidence, settle)
 
 
 def _errors(f: Facts) -> CheckItem:

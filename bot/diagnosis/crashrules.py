@@ -222,7 +222,7 @@ def _memory_evidence(f: Facts) -> list[str]:
     if f.proxy_stats is not None and (f.proxy_stats.mem_pct or 0) >= 95:
         ev.append(f"{f.proxy_stats.source}: {f.proxy_stats.raw}")
     if f.mem_exhausted and f.memory is not None:
-        ev.append(f"free -m: {f.memory.raw}")
+        ev.append(f.memory.evidence)
     return ev
 
 
@@ -274,7 +274,7 @@ def exit_without_crash(f: Facts) -> Finding | None:
         if f.proxy_state is not None:
             ev.append(f"docker inspect {f.proxy_state.name}: State.OOMKilled=false")
         if f.memory is not None:
-            ev.append(f"free -m: {f.memory.raw}")
+            ev.append(f.memory.evidence)
         if f.ok(StepId.KERNEL_OOM):
             ev.append("kernel_oom: no OOM-killer lines")
         detail = "Exit 137 is SIGKILL: the OOM killer or a `docker kill` (or a stop that timed out). " \

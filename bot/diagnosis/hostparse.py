@@ -128,6 +128,14 @@ class Memory(BaseModel):
             return None
         return 100.0 * self.available_mb / self.total_mb
 
+    @property
+    def evidence(self) -> str:
+        """The quoted ``Mem:`` line and what its columns say:
+        ``free -m: Mem: 1967 1918 28 1 21 11  (available 11 of 1967 MiB, used 1918)``."""
+        avail = f"available {self.available_mb} of {self.total_mb} MiB" if self.available_mb is not None \
+            else f"free {self.free_mb} of {self.total_mb} MiB"
+        return f"free -m: {self.raw}  ({avail}, used {self.used_mb})"
+
 
 def _ints(line: str) -> list[int]:
     return [int(x) for x in re.findall(r"(?<![\w.])-?\d+(?![\w.])", line)]
@@ -213,6 +221,13 @@ class Process(BaseModel):
     comm: str
     args: str
     raw: str = ""
+
+    @property
+    def evidence(self) -> str:
+        """The quoted ``ps`` row and what its columns say:
+        ``ps: 2280 2274 205595 11.8 44 claude ...  (pid 2280, RSS 201 MB, CPU 11.8 %, up 44 s)``."""
+        return (f"ps: {self.raw}  (pid {self.pid}, RSS {self.rss_kb // 1024} MB, CPU {self.cpu_pct:g} %, "
+                f"up {self.elapsed_s} s)")
 
     @property
     def is_health_worker(self) -> bool:

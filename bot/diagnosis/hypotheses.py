@@ -49,7 +49,7 @@ def _overload(f: Facts, c: dict[str, CheckItem]) -> str | None:
     if f.processes is not None:
         parts.append(f"{len(f.processes.workers)} claude/node process(es)")
     if f.memory is not None and not f.mem_exhausted:
-        parts.append(f"free -m: {f.memory.raw}")
+        parts.append(f.memory.evidence)
     return ", ".join(parts) or None
 
 

@@ -149,10 +149,10 @@ def startup_health_check_overload(f: Facts) -> Finding | None:
     rss_mb = f.processes.workers_rss_mb if f.processes is not None else 0
     if len(workers) >= 4 or (workers and rss_mb >= 0.35 * total):
         kinds.append("workers")
-        ev += [f"ps: {len(workers)} claude/node processes using {rss_mb} MB RSS", f"ps: {workers[0].raw}"]
+        ev += [f"ps: {len(workers)} claude/node processes using {rss_mb} MB RSS", workers[0].evidence]
     if f.mem_exhausted and f.memory is not None:
         kinds.append("memory")
-        ev.append(f"free -m: {f.memory.raw}")
+        ev.append(f.memory.evidence)
     if f.proxy_stats is not None and (f.proxy_stats.cpu_pct or 0) >= 150:
         kinds.append("cpu")
         ev.append(f"{f.proxy_stats.source}: {f.proxy_stats.raw}")

@@ -197,7 +197,7 @@ def mysql_oom_killed(f: Facts) -> Finding | None:
         ev.append(f"docker inspect {st.name}: State.OOMKilled=true, ExitCode={st.exit_code}")
     ev += [x for x in [mysql_row(f)] if x]
     if f.memory is not None:
-        ev.append(f"free -m: {f.memory.raw}")
+        ev.append(f.memory.evidence)
     ev += status_row(f)
     conf = 0.95 if kills else 0.85
     return finding(CauseId.MYSQL_OOM_KILLED, "MySQL killed by the host's OOM killer", conf, ev,

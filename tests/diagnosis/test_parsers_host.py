@@ -53,6 +53,17 @@ def test_free_new_and_old_procps(quirk: str, name: str, available: int) -> None:
     assert mem.raw.startswith("Mem:")
 
 
+def test_memory_and_process_evidence_say_what_the_columns_mean() -> None:
+    """Quoted `free -m` / `ps` rows carry no header: the evidence line quotes the row, then reads it."""
+    mem = parse_free(fixture("free_new.txt"))
+    assert mem is not None
+    assert mem.evidence == f"free -m: {mem.raw}  (available 38 of 1987 MiB, used 1850)"
+    old = parse_free(fixture("free_old.txt"))
+    assert old is not None and "(available 119 of " in old.evidence
+    claude = next(p for p in parse_ps(fixture("ps_claude.txt")).processes if p.pid == 4100)
+    assert claude.evidence == f"ps: {claude.raw}  (pid 4100, RSS 171 MB, CPU 24 %, up 40 s)"
+
+
 def test_free_without_mem_line() -> None:
     """No `Mem:` line: no evidence (None)."""
     assert parse_free("free: command not found") is None
