@@ -36,7 +36,7 @@ from bot.bundle import Bundle, save_bundle
 from bot.config import Settings
 from bot.diagnosis.parsers import (
     ContainerStats,
-    human_bytes,
+    name_stats,
     parse_docker_ps,
     parse_resource_usage,
     resolve_container,
@@ -55,20 +55,15 @@ DUMP_TIMEOUT_S = 300.0
 PART_SUFFIX_LEN = 6  # split -a 6: 26**6 parts of CHUNK_LINES lines, far beyond any log
 
 
-def stats_table(rows: list[ContainerStats], names: dict[str, str]) -> str:
+def stats_table(rows: list[ContainerStats]) -> str:
     """``docker stats --no-stream``'s columns for the resource step's rows (read from cgroup files,
-    or ``docker stats`` JSON where none was found); a cgroup row is named from ``names``
-    (container id -> name; an unknown id shows as its 12-character short id)."""
+    or ``docker stats`` JSON where none was found), named already (:func:`name_stats`)."""
     cgroup = bool(rows) and rows[0].source == "cgroup files"
     lines = ["(read from the containers' cgroup files)" if cgroup else "(read from docker stats --no-stream)",
              f"{'NAME':<32} {'CONTAINER ID':<12}  {'CPU %':>8}  {'MEM USAGE / LIMIT':<24} {'MEM %':>7}  PIDS"]
     for r in rows:
-        name = r.name or names.get(r.id) or r.id[:12]
-        mem = (f"{human_bytes(r.mem_usage)} / {human_bytes(r.mem_limit)}"
-               if r.mem_usage is not None and r.mem_limit else "--")
-        cpu = f"{r.cpu_pct:.2f}%" if r.cpu_pct is not None else "--"
-        pct = f"{r.mem_pct:.2f}%" if r.mem_pct is not None else "--"
-        lines.append(f"{name:<32} {r.id[:12]:<12}  {cpu:>8}  {mem:<24} {pct:>7}  "
+        cpu, mem, pct = r.shown()
+        lines.append(f"{r.name:<32} {r.id[:12]:<12}  {cpu:>8}  {mem:<24} {pct:>7}  "
                      f"{r.pids if r.pids is not None else '--'}")
     return "\n".join(lines)
 
@@ -269,7 +264,6 @@ class EscalationCollector:
         steps = await self.service.run_checks(env_name, [StepId.CONTAINER_STATUS, *RESOURCE_STEPS])
         status = next((s for s in steps if s.id == StepId.CONTAINER_STATUS), None)
         listed = parse_docker_ps(status.output) if status and status.status == StepStatus.OK else []
-        names = {c.id: c.name for c in listed}
         with out.open("w", encoding="utf-8") as fh:
             for s in steps:
                 if s.id == StepId.CONTAINER_STATUS:
@@ -280,5 +274,5 @@ class EscalationCollector:
                     fh.write(redact(f"error: {s.error}") + "\n")
                 text = s.output.rstrip()
                 if s.id == StepId.RESOURCE_USAGE and s.status == StepStatus.OK and (rows := parse_resource_usage(text)):
-                    text = stats_table(rows, names)
+                    text = stats_table(name_stats(rows, listed))
                 fh.write(redact(text) + "\n\n")

@@ -34,6 +34,7 @@ from bot.diagnosis.parsers import (
     ContainerLog,
     ContainerState,
     ContainerStats,
+    name_stats,
     pick_container,
 )
 from bot.models import StepResult, StepStatus
@@ -344,7 +345,7 @@ def _derive(f: Facts, by_id: dict[str, StepResult]) -> None:
         f.log, f.log_source = sorted(merged.values(), key=_ts_key), "grep"
     _scan_log(f)
     if f.stats is not None:
-        f.stats = _named_stats(f.stats, f)
+        f.stats = name_stats(f.stats, [*(f.containers or []), *(f.inspect or [])])
         f.proxy_stats = next((s for s in f.stats if s.name == f.proxy_name), None)
     # evidence: issue 10 facts (inspect details, every kernel event dated, the incident window)
     inspect_step = by_id.get(StepId.CONTAINER_INSPECT)
@@ -354,21 +355,6 @@ def _derive(f: Facts, by_id: dict[str, StepResult]) -> None:
         f.kernel_events = ep.kernel_events_from(f.oom, year=ctx.captured_at.year)
         f.oom = _recent(f.kernel_events, f)
     _docker_health(f, by_id)
-
-
-def _named_stats(stats: list[ContainerStats], f: Facts) -> list[ContainerStats]:
-    """Cgroup rows carry only the container id: name them from ``docker ps`` / ``docker inspect``
-    (an id neither lists keeps its short id as the name)."""
-    names = {c.id: c.name for c in (f.containers or []) if c.id}
-    names.update({c.id: c.name for c in (f.inspect or []) if c.id})
-    out = []
-    for s in stats:
-        if s.name:
-            out.append(s)
-            continue
-        name = names.get(s.id) or next((n for i, n in names.items() if i and s.id.startswith(i)), s.id[:12])
-        out.append(s.named(name))
-    return out
 
 
 def _pick_log(reads: list[ContainerLog], f: Facts) -> ContainerLog | None:

@@ -14,7 +14,7 @@ parsers (``ss``, ``free``, ``df``, ``ps``, ``git``, ``curl``, SQL rows) in
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -31,7 +31,7 @@ __all__ = [
     "ANSI_RE", "PARSERS", "Container", "ContainerLog", "candidate_names", "parse_docker_log_parts",
     "resolve_names", "resolve_step_names", "ContainerState", "ContainerStats", "clean_text",
     "parse_cgroup_usage", "parse_docker_inspect", "parse_docker_ps", "parse_docker_stats",
-    "parse_resource_usage", "parse_size", "pick_container", "human_bytes",
+    "parse_resource_usage", "parse_size", "pick_container", "human_bytes", "name_stats",
     "resolve_container",
 ]
 
@@ -300,6 +300,30 @@ class ContainerStats(BaseModel):
         detail = self.raw.split(" ", 1)[1] if " " in self.raw else self.raw
         return self.model_copy(update={"name": name, "raw": f"{name} {detail}"})
 
+    def shown(self) -> tuple[str, str, str]:
+        """``(CPU %, MEM USAGE / LIMIT, MEM %)`` as ``docker stats`` prints them, ``--`` where
+        unknown: ``("198.73%", "1.402GiB / 1.921GiB", "72.98%")``."""
+        cpu = f"{self.cpu_pct:.2f}%" if self.cpu_pct is not None else "--"
+        mem = (f"{human_bytes(self.mem_usage)} / {human_bytes(self.mem_limit)}"
+               if self.mem_usage is not None and self.mem_limit else "--")
+        pct = f"{self.mem_pct:.2f}%" if self.mem_pct is not None else "--"
+        return cpu, mem, pct
+
+
+def name_stats(stats: list[ContainerStats], known: Iterable[Container | ContainerState]) -> list[ContainerStats]:
+    """Name the rows that carry only a container id (cgroup reads) from containers ``docker ps``
+    or ``docker inspect`` listed (full or short ids); an id none lists keeps its 12-character
+    short id as the name. Rows that have a name are returned as they are."""
+    names = {c.id: c.name for c in known if c.id}
+    out = []
+    for s in stats:
+        if s.name:
+            out.append(s)
+            continue
+        name = names.get(s.id) or next((n for i, n in names.items() if s.id.startswith(i)), s.id[:12])
+        out.append(s.named(name))
+    return out
+
 
 def parse_docker_stats(text: str) -> list[ContainerStats]:
     """Parse ``docker stats --no-stream --all --format '{{json .}}'`` (one JSON object per line)."""
@@ -335,6 +359,11 @@ def _digits(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
+def _key_values(tokens: Iterable[str]) -> dict[str, str]:
+    """``["usage=1", "limit=max"]`` -> ``{"usage": "1", "limit": "max"}``."""
+    return dict(t.partition("=")[::2] for t in tokens)
+
+
 def human_bytes(n: int) -> str:
     """Bytes the way ``docker stats`` prints them (binary units, 4 significant digits):
     ``544768`` -> ``"532KiB"``, ``25275990016`` -> ``"23.54GiB"``."""
@@ -363,20 +392,18 @@ def parse_cgroup_usage(text: str) -> list[ContainerStats]:
     for line in clean_text(text).splitlines():
         line = line.strip()
         if line.startswith(CGROUP_HEADER):
-            fields = dict(f.partition("=")[::2] for f in line.split()[1:])
-            kb = _digits(fields.get("memtotal_kb"))
+            kb = _digits(_key_values(line.split()[1:]).get("memtotal_kb"))
             memtotal = kb * 1024 if kb is not None else None
             continue
         if line.startswith(_CPU_HEADER):
-            fields = dict(f.partition("=")[::2] for f in line.split()[1:])
-            samples.append((_digits(fields.get("t")), {}))
+            samples.append((_digits(_key_values(line.split()[1:]).get("t")), {}))
             continue
         m = _CGROUP_ROW_RE.match(line)
         if not m:
             continue
         kind, cid, rest = m.group(1), m.group(2), m.group(3) or ""
         if kind == "mem":
-            mem[cid] = dict(f.partition("=")[::2] for f in rest.split())
+            mem[cid] = _key_values(rest.split())
         elif samples and (ns := _digits(rest.strip())) is not None:
             samples[-1][1][cid] = ns
     cpu: dict[str, float] = {}
@@ -393,16 +420,12 @@ def parse_cgroup_usage(text: str) -> list[ContainerStats]:
         if memtotal is not None and (limit is None or limit > memtotal):
             limit = memtotal
         pct = round(used * 100.0 / limit, 2) if used is not None and limit else None
-        cpu_pct = round(cpu[cid], 2) if cid in cpu else None
-        shown_cpu = f"{cpu_pct:.2f}%" if cpu_pct is not None else "--"
-        shown_mem = (f"{human_bytes(used)} / {human_bytes(limit)}" if used is not None and limit
-                     else "--")
-        shown_pct = f"{pct:.2f}%" if pct is not None else "--"
-        out.append(ContainerStats(
-            name="", id=cid, cpu_pct=cpu_pct, mem_usage=used, mem_limit=limit, mem_pct=pct,
-            pids=_digits(f.get("pids")), source="cgroup files",
-            raw=f"{cid[:12]} CPU {shown_cpu} MEM {shown_mem} ({shown_pct})",
-        ))
+        row = ContainerStats(name="", id=cid, cpu_pct=round(cpu[cid], 2) if cid in cpu else None,
+                             mem_usage=used, mem_limit=limit, mem_pct=pct, pids=_digits(f.get("pids")),
+                             source="cgroup files")
+        shown_cpu, shown_mem, shown_pct = row.shown()
+        row.raw = f"{cid[:12]} CPU {shown_cpu} MEM {shown_mem} ({shown_pct})"
+        out.append(row)
     return out
 
 

@@ -204,12 +204,14 @@ async def test_split_pipeline_on_a_real_shell_returns_the_whole_log(tmp_path, mo
 def test_cgroup_usage_is_written_as_docker_stats_columns() -> None:
     """resources.txt shows a cgroup read in `docker stats` columns: names from `docker ps`, CPU %,
     MEM USAGE / LIMIT, MEM %, PIDS; an id `docker ps` did not list keeps its short id."""
-    from bot.diagnosis.parsers import parse_resource_usage
+    from bot.diagnosis.parsers import Container, name_stats, parse_resource_usage
     from bot.escalation import stats_table
 
     fixture = Path(__file__).parents[1] / "diagnosis" / "fixtures" / "cgroup_v1.txt"
     busy = "e39c03d88499779a63ff24de5a9541f5196e8d15e0cdf2855620d13366068618"
-    table = stats_table(parse_resource_usage(fixture.read_text(encoding="utf-8")), {busy: "qcc_test_proxy"})
+    named = name_stats(parse_resource_usage(fixture.read_text(encoding="utf-8")),
+                       [Container(id=busy, name="qcc_test_proxy")])
+    table = stats_table(named)
     rows = {line.split()[0]: line.split() for line in table.splitlines()[2:]}
     assert rows["qcc_test_proxy"][1:] == ["e39c03d88499", "99.14%", "972KiB", "/", "64MiB", "1.48%", "1"]
     assert rows["3bf41ee30d77"][2] == "0.00%" and "23.54GiB" in rows["3bf41ee30d77"]
